@@ -1,0 +1,241 @@
+"""FHIR R4 REST interactions at ``/fhir``: thin routes over the repository.
+
+Reads answer with the stored JSON bytes. Writes answer after the repository's transaction has committed.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from gateway.api.bundles import process_bundle
+from gateway.api.deps import CallerDep, RepositoryDep
+from gateway.api.outcomes import FHIR_JSON, information
+from gateway.api.render import render_history, render_search
+from gateway.errors import (
+    InvalidRequest,
+    InvalidResource,
+    Issue,
+    UnsupportedMediaType,
+    UnsupportedResourceType,
+)
+from gateway.store.records import Outcome, StoredResource, WriteResult
+from gateway.store.timeutil import to_http_date
+from mappings.fhir import is_supported_type
+
+router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
+
+ACCEPTED_BODY_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
+CONTROL_PARAMS = ("_format", "_pretty")
+
+
+def resource_type(res_type: str) -> str:
+    if not is_supported_type(res_type):
+        raise UnsupportedResourceType(f"resource type {res_type!r} is not served by this gateway")
+    return res_type
+
+
+TypeDep = Annotated[str, Depends(resource_type)]
+
+
+def base_url(request: Request) -> str:
+    configured = request.app.state.settings.base_url
+    if configured:
+        return str(configured).rstrip("/")
+    return str(request.base_url).rstrip("/") + "/fhir"
+
+
+async def read_body(request: Request) -> Any:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type and content_type not in ACCEPTED_BODY_TYPES:
+        raise UnsupportedMediaType(f"content type {content_type!r} is not accepted; send application/fhir+json")
+    raw = await request.body()
+    if not raw:
+        raise InvalidRequest("the request has no body")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidResource(
+            "the body is not valid JSON", issues=[Issue("structure", f"invalid JSON: {exc}")]
+        ) from exc
+
+
+def parse_if_match(value: str | None) -> int | None:
+    if value is None:
+        return None
+    text = value.strip()
+    if text.startswith("W/"):
+        text = text[2:]
+    text = text.strip('"')
+    if not text.isdigit():
+        raise InvalidRequest(f'If-Match {value!r} is not a version ETag like W/"3"')
+    return int(text)
+
+
+def query_params(request: Request) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in request.query_params.multi_items() if k not in CONTROL_PARAMS]
+
+
+def resource_headers(stored: StoredResource, base: str) -> dict[str, str]:
+    headers = {"ETag": stored.etag, "Last-Modified": to_http_date(stored.last_updated)}
+    headers["Location"] = f"{base}/{stored.res_type}/{stored.res_id}/_history/{stored.version_id}"
+    return headers
+
+
+def read_response(stored: StoredResource) -> Response:
+    assert stored.content is not None
+    return Response(
+        stored.content,
+        media_type=FHIR_JSON,
+        headers={"ETag": stored.etag, "Last-Modified": to_http_date(stored.last_updated)},
+    )
+
+
+def write_response(request: Request, result: WriteResult, status: int) -> Response:
+    stored = result.resource
+    if stored is None:
+        return Response(status_code=204)
+    headers = resource_headers(stored, base_url(request))
+    prefer = request.headers.get("prefer", "")
+    if "return=minimal" in prefer:
+        return Response(status_code=status, headers=headers)
+    if "return=OperationOutcome" in prefer:
+        body = orjson.dumps(information(f"{result.outcome.value} {stored.reference} version {stored.version_id}"))
+        return Response(body, status_code=status, media_type=FHIR_JSON, headers=headers)
+    return Response(stored.content or b"", status_code=status, media_type=FHIR_JSON, headers=headers)
+
+
+def _status_for(result: WriteResult) -> int:
+    return 201 if result.outcome is Outcome.CREATED else 200
+
+
+def _lenient(request: Request) -> bool:
+    return "handling=lenient" in request.headers.get("prefer", "")
+
+
+def _if_none_exist(request: Request) -> list[tuple[str, str]] | None:
+    header = request.headers.get("if-none-exist")
+    if not header:
+        return None
+    from urllib.parse import parse_qsl
+
+    text = header.split("?", 1)[1] if "?" in header else header
+    return parse_qsl(text, keep_blank_values=True)
+
+
+# -- system level ----------------------------------------------------------------------------------------------
+
+
+@router.post("", summary="Process a batch or transaction Bundle")
+async def bundle(request: Request, repo: RepositoryDep, caller: CallerDep) -> Response:
+    body = await read_body(request)
+    result = await process_bundle(repo, body, base_url(request))
+    return Response(orjson.dumps(result), media_type=FHIR_JSON)
+
+
+@router.get("/_history", summary="History of all resources")
+async def system_history(request: Request, repo: RepositoryDep, caller: CallerDep) -> Response:
+    return await render_history(request, repo, None, None, base_url(request))
+
+
+# -- type level -----------------------------------------------------------------------------------------------
+
+
+@router.get("/{res_type}", summary="Search")
+async def search(res_type: TypeDep, request: Request, repo: RepositoryDep, caller: CallerDep) -> Response:
+    result = await repo.search(res_type, query_params(request), strict=not _lenient(request))
+    return render_search(result, res_type, base_url(request))
+
+
+@router.post("/{res_type}/_search", summary="Search by POST (form-encoded parameters)")
+async def search_post(res_type: TypeDep, request: Request, repo: RepositoryDep, caller: CallerDep) -> Response:
+    form = await request.form()
+    params = query_params(request) + [(k, str(v)) for k, v in form.multi_items() if k not in CONTROL_PARAMS]
+    result = await repo.search(res_type, params, strict=not _lenient(request))
+    return render_search(result, res_type, base_url(request))
+
+
+@router.post("/{res_type}", summary="Create (conditional with If-None-Exist)")
+async def create(res_type: TypeDep, request: Request, repo: RepositoryDep, caller: CallerDep) -> Response:
+    body = await read_body(request)
+    if isinstance(body, dict) and body.get("resourceType") != res_type:
+        raise InvalidResource(
+            f"resourceType {body.get('resourceType')!r} does not match the endpoint {res_type!r}",
+            issues=[Issue("invalid", f"expected {res_type}", (f"{res_type}.resourceType",))],
+        )
+    if not isinstance(body, dict):
+        raise InvalidResource("the body is not a JSON object")
+    body.pop("id", None)  # the server assigns ids on create
+    result = await repo.create(body, if_none_exist=_if_none_exist(request))
+    return write_response(request, result, _status_for(result))
+
+
+@router.put("/{res_type}", summary="Conditional update")
+async def conditional_update(res_type: TypeDep, request: Request, repo: RepositoryDep, caller: CallerDep) -> Response:
+    criteria = query_params(request)
+    if not criteria:
+        raise InvalidRequest("a conditional update needs search criteria in the URL")
+    body = await read_body(request)
+    result = await repo.conditional_update(
+        res_type, criteria, body, if_match=parse_if_match(request.headers.get("if-match"))
+    )
+    return write_response(request, result, _status_for(result))
+
+
+@router.delete("/{res_type}", summary="Conditional delete")
+async def conditional_delete(res_type: TypeDep, request: Request, repo: RepositoryDep, caller: CallerDep) -> Response:
+    criteria = query_params(request)
+    if not criteria:
+        raise InvalidRequest("a conditional delete needs search criteria in the URL")
+    results = await repo.conditional_delete(res_type, criteria)
+    deleted = sum(1 for r in results if r.outcome is Outcome.DELETED)
+    return Response(orjson.dumps(information(f"deleted {deleted} {res_type}")), media_type=FHIR_JSON)
+
+
+@router.get("/{res_type}/_history", summary="History of a resource type")
+async def type_history(res_type: TypeDep, request: Request, repo: RepositoryDep, caller: CallerDep) -> Response:
+    return await render_history(request, repo, res_type, None, base_url(request))
+
+
+# -- instance level --------------------------------------------------------------------------------------------
+
+
+@router.get("/{res_type}/{res_id}", summary="Read")
+async def read(res_type: TypeDep, res_id: str, repo: RepositoryDep, caller: CallerDep) -> Response:
+    return read_response(await repo.read(res_type, res_id))
+
+
+@router.put("/{res_type}/{res_id}", summary="Update (or create with a client-assigned id); If-Match honoured")
+async def update(res_type: TypeDep, res_id: str, request: Request, repo: RepositoryDep, caller: CallerDep) -> Response:
+    body = await read_body(request)
+    result = await repo.update(res_type, res_id, body, if_match=parse_if_match(request.headers.get("if-match")))
+    return write_response(request, result, _status_for(result))
+
+
+@router.delete("/{res_type}/{res_id}", summary="Delete")
+async def delete(res_type: TypeDep, res_id: str, repo: RepositoryDep, caller: CallerDep) -> Response:
+    result = await repo.delete(res_type, res_id)
+    headers = {"ETag": result.resource.etag} if result.resource else {}
+    return Response(status_code=204, headers=headers)
+
+
+@router.get("/{res_type}/{res_id}/_history", summary="History of a resource")
+async def instance_history(
+    res_type: TypeDep, res_id: str, request: Request, repo: RepositoryDep, caller: CallerDep
+) -> Response:
+    return await render_history(request, repo, res_type, res_id, base_url(request))
+
+
+@router.get("/{res_type}/{res_id}/_history/{version_id}", summary="Read a version (vread)")
+async def vread(res_type: TypeDep, res_id: str, version_id: str, repo: RepositoryDep, caller: CallerDep) -> Response:
+    if not version_id.isdigit():
+        raise InvalidRequest(f"version {version_id!r} is not a number")
+    return read_response(await repo.vread(res_type, res_id, int(version_id)))
+
+
+def encode_params(params: list[tuple[str, str]]) -> str:
+    return urlencode(params)

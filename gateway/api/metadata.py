@@ -1,0 +1,72 @@
+"""``GET /fhir/metadata``: a CapabilityStatement generated from what the gateway implements."""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from gateway import __version__
+from gateway.api.outcomes import FHIR_JSON
+from gateway.store.searchparams import parameters_for
+from mappings.fhir import FHIR_VERSION, SUPPORTED_TYPES
+
+router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
+
+TYPE_INTERACTIONS = (
+    "read",
+    "vread",
+    "update",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+)
+
+
+def capability_statement(base: str, date: str) -> dict[str, object]:
+    resources = []
+    for res_type in SUPPORTED_TYPES:
+        resources.append(
+            {
+                "type": res_type,
+                "interaction": [{"code": code} for code in TYPE_INTERACTIONS],
+                "versioning": "versioned-update",
+                "readHistory": True,
+                "updateCreate": True,
+                "conditionalCreate": True,
+                "conditionalRead": "not-supported",
+                "conditionalUpdate": True,
+                "conditionalDelete": "multiple",
+                "searchParam": [
+                    {"name": p.name, "type": p.type, "documentation": p.documentation} for p in parameters_for(res_type)
+                ],
+            }
+        )
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": date,
+        "publisher": "Keyworking Gateway",
+        "kind": "instance",
+        "software": {"name": "Keyworking Gateway", "version": __version__},
+        "implementation": {"description": "Keyworking Gateway FHIR R4 endpoint", "url": base},
+        "fhirVersion": FHIR_VERSION,
+        "format": ["application/fhir+json", "json"],
+        "rest": [
+            {
+                "mode": "server",
+                "resource": resources,
+                "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}],
+            }
+        ],
+    }
+
+
+@router.get("/metadata", summary="CapabilityStatement")
+async def metadata(request: Request) -> Response:
+    from gateway.api.fhir import base_url
+
+    started = request.app.state.started_at
+    return Response(orjson.dumps(capability_statement(base_url(request), started)), media_type=FHIR_JSON)

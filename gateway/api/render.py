@@ -1,0 +1,108 @@
+"""Bundles built from stored bytes: searchset and history. No decode/encode of the stored resources."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import orjson
+from fastapi import Request
+from starlette.responses import Response
+
+from gateway.api.outcomes import FHIR_JSON
+from gateway.errors import InvalidRequest
+from gateway.store.records import StoredResource
+from gateway.store.repository import FhirRepository
+from gateway.store.search import SearchResult
+from gateway.store.timeutil import to_instant
+
+
+def _link(relation: str, url: str) -> dict[str, str]:
+    return {"relation": relation, "url": url}
+
+
+def _page_url(base: str, path: str, params: list[tuple[str, str]], offset: int, count: int) -> str:
+    kept = [(k, v) for k, v in params if k not in ("_offset", "_count")]
+    kept += [("_count", str(count)), ("_offset", str(offset))]
+    return f"{base}/{path}?{urlencode(kept)}"
+
+
+def _entry(stored: StoredResource, base: str, mode: str) -> bytes:
+    assert stored.content is not None
+    full_url = orjson.dumps(f"{base}/{stored.res_type}/{stored.res_id}")
+    return (
+        b'{"fullUrl":' + full_url + b',"resource":' + stored.content + b',"search":{"mode":"' + mode.encode() + b'"}}'
+    )
+
+
+def render_search(result: SearchResult, res_type: str, base: str) -> Response:
+    links = [_link("self", _page_url(base, res_type, result.params, result.offset, result.count))]
+    if result.has_next:
+        links.append(
+            _link("next", _page_url(base, res_type, result.params, result.offset + result.count, result.count))
+        )
+    if result.offset > 0:
+        prev = max(0, result.offset - result.count)
+        links.append(_link("previous", _page_url(base, res_type, result.params, prev, result.count)))
+    head: dict[str, object] = {"resourceType": "Bundle", "type": "searchset"}
+    if result.total is not None:
+        head["total"] = result.total
+    head["link"] = links
+    entries = [_entry(r, base, "match") for r in result.matches]
+    entries += [_entry(r, base, "include") for r in result.includes]
+    body = orjson.dumps(head)[:-1] + b',"entry":[' + b",".join(entries) + b"]}" if entries else orjson.dumps(head)
+    return Response(body, media_type=FHIR_JSON)
+
+
+def _history_entry(stored: StoredResource, base: str) -> bytes:
+    url = f"{base}/{stored.res_type}/{stored.res_id}"
+    method = {"create": "POST", "update": "PUT", "delete": "DELETE"}[stored.method]
+    request = {
+        "method": method,
+        "url": stored.res_type if method == "POST" else f"{stored.res_type}/{stored.res_id}",
+    }
+    response = {
+        "status": "201 Created" if method == "POST" else ("204 No Content" if method == "DELETE" else "200 OK"),
+        "etag": stored.etag,
+        "lastModified": to_instant(stored.last_updated),
+    }
+    parts = [b'"fullUrl":' + orjson.dumps(url)]
+    if stored.content is not None:
+        parts.append(b'"resource":' + stored.content)
+    parts.append(b'"request":' + orjson.dumps(request))
+    parts.append(b'"response":' + orjson.dumps(response))
+    return b"{" + b",".join(parts) + b"}"
+
+
+async def render_history(
+    request: Request, repo: FhirRepository, res_type: str | None, res_id: str | None, base: str
+) -> Response:
+    params = list(request.query_params.multi_items())
+    known = {"_count", "_offset", "_since", "_format", "_pretty", "_at", "_list"}
+    for k, _ in params:
+        if k not in known:
+            raise InvalidRequest(f"unknown history parameter {k!r}")
+    values = dict(params)
+    since = None
+    if "_since" in values:
+        from gateway.store.dates import parse_instant_us
+
+        since = parse_instant_us(values["_since"])
+    try:
+        count = int(values.get("_count", "20"))
+        offset = int(values.get("_offset", "0"))
+    except ValueError as exc:
+        raise InvalidRequest("_count and _offset must be whole numbers") from exc
+    if count < 0 or offset < 0:
+        raise InvalidRequest("_count and _offset must not be negative")
+    page = await repo.history(res_type, res_id, since=since, offset=offset, count=count)
+    path = "/".join(p for p in (res_type, res_id, "_history") if p)
+    kept = [(k, v) for k, v in params if k in ("_since",)]
+    links = [_link("self", _page_url(base, path, kept, page.offset, page.count))]
+    if page.offset + page.count < page.total:
+        links.append(_link("next", _page_url(base, path, kept, page.offset + page.count, page.count)))
+    if page.offset > 0:
+        links.append(_link("previous", _page_url(base, path, kept, max(0, page.offset - page.count), page.count)))
+    head = orjson.dumps({"resourceType": "Bundle", "type": "history", "total": page.total, "link": links})
+    entries = [_history_entry(e, base) for e in page.entries]
+    body = head[:-1] + b',"entry":[' + b",".join(entries) + b"]}" if entries else head
+    return Response(body, media_type=FHIR_JSON)

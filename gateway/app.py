@@ -1,0 +1,54 @@
+"""The application factory. Nothing is created at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from gateway import __version__
+from gateway.api import fhir, health, metadata, outcomes
+from gateway.settings import Settings, load_settings
+from gateway.store.db import create_engine
+from gateway.store.repository import SqlFhirRepository
+from gateway.store.timeutil import now_us, to_instant
+from gateway.validation import validate_resource
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    engine = create_engine(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Keyworking Gateway",
+        version=__version__,
+        description="FHIR R4 store and interoperability gateway for keyworking services in England.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.started_at = to_instant(now_us())
+    app.state.engine = engine
+    app.state.repository = SqlFhirRepository(
+        engine,
+        validator=validate_resource,
+        default_count=settings.default_page_size,
+        max_count=settings.max_page_size,
+    )
+    outcomes.install(app)
+    app.include_router(metadata.router)
+    app.include_router(fhir.router)
+    app.include_router(health.router)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Entry point for ``uvicorn --factory`` (several worker processes each build their own app)."""
+    return create_app(load_settings())

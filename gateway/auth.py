@@ -1,0 +1,34 @@
+"""Who is calling: every request passes :func:`current_caller`, which yields a :class:`Caller`.
+
+Until authentication lands (the security issue) this is a development caller; the dependency is the one seam
+where tokens will be checked, so no route changes when it does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The client making a request, the organisation it acts for, and the purpose of use it declared."""
+
+    client_id: str
+    organisation: str  # ODS code, local authority code or school URN
+    purpose: str  # e.g. DIRECT_CARE, ADMINISTRATION, AUDIT
+    scopes: frozenset[str] = field(default_factory=frozenset)
+    development: bool = False
+
+
+DEVELOPMENT_CALLER = Caller(
+    client_id="development",
+    organisation="DEVELOPMENT",
+    purpose="DIRECT_CARE",
+    scopes=frozenset({"system/*.*"}),
+    development=True,
+)
+
+
+async def current_caller() -> Caller:
+    """The authenticated caller. Development caller until authentication is configured."""
+    return DEVELOPMENT_CALLER

@@ -1,0 +1,67 @@
+"""The ``kwg`` command."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from gateway.settings import load_settings
+
+app = typer.Typer(help="Keyworking Gateway: FHIR R4 store and interoperability gateway.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head", help="Alembic revision to migrate to")) -> None:
+    """Apply database migrations (safe to repeat)."""
+    from gateway.store.migrate import upgrade
+
+    settings = load_settings()
+    upgrade(settings, revision)
+    typer.echo(f"database at {revision}: {_describe(settings.resolved_database_url)}")
+
+
+def _describe(url: str) -> str:
+    if "@" in url:  # hide credentials
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://…@{rest.split('@', 1)[1]}"
+    return url
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on"),
+    port: int = typer.Option(8080, help="Port to listen on"),
+    workers: int = typer.Option(1, help="Worker processes"),
+    migrate: bool = typer.Option(True, help="Apply database migrations before starting"),
+    log_level: str = typer.Option("info", help="uvicorn log level"),
+) -> None:
+    """Start the gateway (FHIR REST at /fhir)."""
+    import uvicorn
+
+    settings = load_settings()
+    if migrate:
+        from gateway.store.migrate import upgrade
+
+        upgrade(settings)
+    os.environ.setdefault("KWG_HOME", str(settings.home))
+    typer.echo(f"Keyworking Gateway on http://{host}:{port}/fhir ({_describe(settings.resolved_database_url)})")
+    uvicorn.run(
+        "gateway.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+    )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

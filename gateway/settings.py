@@ -1,0 +1,66 @@
+"""One validated settings object, read from the environment (prefix ``KWG_``).
+
+Nothing here runs at import time: call :func:`load_settings` where settings are needed (the app factory,
+the CLI), and pass the object down.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+def _default_home() -> Path:
+    return Path.home() / ".kwg"
+
+
+class Settings(BaseSettings):
+    """Gateway configuration. Every field can be set as ``KWG_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="KWG_", extra="ignore")
+
+    env: Environment = Environment.DEVELOPMENT
+    home: Path = Field(default_factory=_default_home, description="Folder for the embedded database and data")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL. Unset: SQLite under KWG_HOME (sqlite+aiosqlite:///<home>/gateway.db)",
+    )
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    base_url: str | None = Field(
+        default=None,
+        description="Public base URL of the FHIR endpoint, used in links; unset: from the request",
+    )
+    default_page_size: int = Field(default=20, ge=1, le=1000)
+    max_page_size: int = Field(default=500, ge=1, le=10000)
+    max_request_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.default_page_size > self.max_page_size:
+            raise ValueError("default_page_size must not exceed max_page_size")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.home / 'gateway.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; keyword overrides win (used by tests and the CLI)."""
+    return Settings(**overrides)  # type: ignore[arg-type]
