@@ -11,6 +11,7 @@
     ├── NotFound                      404 not-found
     │   └── UnsupportedResourceType   404 not-supported
     ├── MethodNotAllowed              405 not-supported
+    ├── NotAcceptable                 406 not-supported   (only XML or another format we do not produce)
     ├── Gone                          410 deleted
     ├── Conflict                      409 conflict        (impossible transition, id clash)
     ├── PreconditionFailed            412 conflict        (stale If-Match, several matches on a conditional)
@@ -108,6 +109,10 @@ class UnsupportedResourceType(NotFound):
 
 class MethodNotAllowed(GatewayError):
     status, code = 405, "not-supported"
+
+
+class NotAcceptable(GatewayError):
+    status, code = 406, "not-supported"
 
 
 class Gone(GatewayError):

@@ -14,12 +14,14 @@ from starlette.responses import Response
 
 from gateway.api.bundles import process_bundle
 from gateway.api.deps import CallerDep, RepositoryDep
+from gateway.api.negotiation import check_format
 from gateway.api.outcomes import FHIR_JSON, information
 from gateway.api.render import render_history, render_search
 from gateway.errors import (
     InvalidRequest,
     InvalidResource,
     Issue,
+    PayloadTooLarge,
     UnsupportedMediaType,
     UnsupportedResourceType,
 )
@@ -27,7 +29,7 @@ from gateway.store.records import Outcome, StoredResource, WriteResult
 from gateway.store.timeutil import to_http_date
 from mappings.fhir import is_supported_type
 
-router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
+router = APIRouter(prefix="/fhir", tags=["FHIR R4"], dependencies=[Depends(check_format)])
 
 ACCEPTED_BODY_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
 CONTROL_PARAMS = ("_format", "_pretty")
@@ -53,7 +55,13 @@ async def read_body(request: Request) -> Any:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type and content_type not in ACCEPTED_BODY_TYPES:
         raise UnsupportedMediaType(f"content type {content_type!r} is not accepted; send application/fhir+json")
+    limit = request.app.state.settings.max_request_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit}")
     raw = await request.body()
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"the body is {len(raw)} bytes; the limit is {limit}")
     if not raw:
         raise InvalidRequest("the request has no body")
     try:
