@@ -107,3 +107,16 @@ def validate_structure(resource: dict[str, Any]) -> list[ValidationProblem]:
 
 def is_supported_type(resource_type: str) -> bool:
     return resource_type in SUPPORTED_TYPES
+
+
+@cache
+def summary_elements(resource_type: str) -> frozenset[str]:
+    """The top-level elements of a type marked ``isSummary`` in FHIR R4 (what ``_summary=true`` keeps)."""
+    if resource_type not in SUPPORTED_TYPES:
+        return frozenset()
+    names = set()
+    for name, info in _model(resource_type).model_fields.items():
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and extra.get("summary_element_property"):
+            names.add(info.alias or name)
+    return frozenset(names | {"resourceType", "id", "meta"})

@@ -14,6 +14,10 @@ from gateway.store.records import StoredResource
 from gateway.store.repository import FhirRepository
 from gateway.store.search import SearchResult
 from gateway.store.timeutil import to_instant
+from mappings.fhir import summary_elements
+
+SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
+ALWAYS_KEPT = frozenset({"resourceType", "id", "meta"})
 
 
 def _link(relation: str, url: str) -> dict[str, str]:
@@ -26,12 +30,43 @@ def _page_url(base: str, path: str, params: list[tuple[str, str]], offset: int, 
     return f"{base}/{path}?{urlencode(kept)}"
 
 
-def _entry(stored: StoredResource, base: str, mode: str) -> bytes:
+def _keeps(key: str, wanted: frozenset[str]) -> bool:
+    """An element is kept when named, or when it is a choice of a named one (``effective`` → ``effectiveDateTime``)."""
+    if key in wanted:
+        return True
+    for name in wanted:
+        if key.startswith(name) and len(key) > len(name) and key[len(name)].isupper():
+            return True
+    return False
+
+
+def subset(stored: StoredResource, summary: str | None, elements: tuple[str, ...] | None) -> bytes:
+    """The stored bytes, or the part ``_elements``/``_summary`` asks for, tagged SUBSETTED (FHIR search 3.1.1.5)."""
     assert stored.content is not None
+    if elements is None and summary in (None, "false"):
+        return stored.content
+    doc = orjson.loads(stored.content)
+    if elements is not None:
+        wanted = ALWAYS_KEPT | frozenset(elements)
+        kept = {k: v for k, v in doc.items() if _keeps(k, wanted)}
+    elif summary == "true":
+        wanted = summary_elements(stored.res_type)
+        kept = {k: v for k, v in doc.items() if _keeps(k, wanted)}
+    elif summary == "text":
+        kept = {k: v for k, v in doc.items() if k in ALWAYS_KEPT or k == "text"}
+    else:  # data
+        kept = {k: v for k, v in doc.items() if k != "text"}
+    meta = dict(kept.get("meta") or {})
+    meta["tag"] = [*meta.get("tag", []), SUBSETTED]
+    kept["meta"] = meta
+    return orjson.dumps(kept)
+
+
+def _entry(stored: StoredResource, base: str, mode: str, content: bytes | None = None) -> bytes:
+    body = content if content is not None else stored.content
+    assert body is not None
     full_url = orjson.dumps(f"{base}/{stored.res_type}/{stored.res_id}")
-    return (
-        b'{"fullUrl":' + full_url + b',"resource":' + stored.content + b',"search":{"mode":"' + mode.encode() + b'"}}'
-    )
+    return b'{"fullUrl":' + full_url + b',"resource":' + body + b',"search":{"mode":"' + mode.encode() + b'"}}'
 
 
 def render_search(result: SearchResult, res_type: str, base: str) -> Response:
@@ -47,7 +82,7 @@ def render_search(result: SearchResult, res_type: str, base: str) -> Response:
     if result.total is not None:
         head["total"] = result.total
     head["link"] = links
-    entries = [_entry(r, base, "match") for r in result.matches]
+    entries = [_entry(r, base, "match", subset(r, result.summary, result.elements)) for r in result.matches]
     entries += [_entry(r, base, "include") for r in result.includes]
     body = orjson.dumps(head)[:-1] + b',"entry":[' + b",".join(entries) + b"]}" if entries else orjson.dumps(head)
     return Response(body, media_type=FHIR_JSON)

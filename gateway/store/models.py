@@ -84,7 +84,8 @@ sp_string = Table(
     Column("param", String(64), nullable=False),
     Column("norm", String(255), nullable=False),  # lower case, accents removed: default and :contains
     Column("exact", Text, nullable=False),  # as written: :exact
-    Index("ix_sp_string_lookup", "res_type", "param", "norm"),
+    # text_pattern_ops on PostgreSQL so that prefix matching (LIKE 'abc%') uses the index whatever the collation.
+    Index("ix_sp_string_lookup", "res_type", "param", "norm", postgresql_ops={"norm": "text_pattern_ops"}),
     Index("ix_sp_string_res", "res_pk"),
 )
 

@@ -47,7 +47,7 @@ def normalise(text: str) -> str:
     """Strip a BOM and surrounding blank lines; make every segment end with CR (LF and CRLF are common)."""
     if text.startswith(_BOM):
         text = text[1:]
-    text = _LINE_BREAKS.sub(SEGMENT_SEPARATOR, text.strip("\r\n\t "))
+    text = _LINE_BREAKS.sub(SEGMENT_SEPARATOR, text.lstrip("\r\n\t ").rstrip("\r\n"))
     return text
 
 
