@@ -6,7 +6,7 @@ Reads answer with the stored JSON bytes. Writes answer after the repository's tr
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import orjson
 from fastapi import APIRouter, Depends, Request
@@ -129,8 +129,6 @@ def _if_none_exist(request: Request) -> list[tuple[str, str]] | None:
     header = request.headers.get("if-none-exist")
     if not header:
         return None
-    from urllib.parse import parse_qsl
-
     text = header.split("?", 1)[1] if "?" in header else header
     return parse_qsl(text, keep_blank_values=True)
 
@@ -161,8 +159,14 @@ async def search(res_type: TypeDep, request: Request, repo: RepositoryDep, calle
 
 @router.post("/{res_type}/_search", summary="Search by POST (form-encoded parameters)")
 async def search_post(res_type: TypeDep, request: Request, repo: RepositoryDep, caller: CallerDep) -> Response:
-    form = await request.form()
-    params = query_params(request) + [(k, str(v)) for k, v in form.multi_items() if k not in CONTROL_PARAMS]
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in ("application/x-www-form-urlencoded", ""):
+        raise UnsupportedMediaType("search by POST takes application/x-www-form-urlencoded parameters")
+    raw = await request.body()
+    if len(raw) > request.app.state.settings.max_request_bytes:
+        raise PayloadTooLarge("the search parameters are larger than the request limit")
+    form = parse_qsl(raw.decode("utf-8", errors="strict"), keep_blank_values=True)
+    params = query_params(request) + [(k, v) for k, v in form if k not in CONTROL_PARAMS]
     result = await repo.search(res_type, params, strict=not _lenient(request))
     return render_search(result, res_type, base_url(request))
 

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from gateway import __version__
 from gateway.api.negotiation import check_format
 from gateway.api.outcomes import FHIR_JSON
-from gateway.store.searchparams import parameters_for
+from gateway.store.searchparams import parameters_for, reference_parameters
 from mappings.fhir import FHIR_VERSION, SUPPORTED_TYPES
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R4"], dependencies=[Depends(check_format)])
@@ -26,6 +26,16 @@ TYPE_INTERACTIONS = (
 )
 
 
+def rev_includes(res_type: str) -> list[str]:
+    """``Source:param`` for every reference parameter of any served type that can point to ``res_type``."""
+    return [
+        f"{source}:{p.name}"
+        for source in SUPPORTED_TYPES
+        for p in reference_parameters(source)
+        if not p.targets or res_type in p.targets
+    ]
+
+
 def capability_statement(base: str, date: str) -> dict[str, object]:
     resources = []
     for res_type in SUPPORTED_TYPES:
@@ -40,8 +50,11 @@ def capability_statement(base: str, date: str) -> dict[str, object]:
                 "conditionalRead": "not-supported",
                 "conditionalUpdate": True,
                 "conditionalDelete": "multiple",
+                "searchInclude": [f"{res_type}:{p.name}" for p in reference_parameters(res_type)],
+                "searchRevInclude": rev_includes(res_type),
                 "searchParam": [
-                    {"name": p.name, "type": p.type, "documentation": p.documentation} for p in parameters_for(res_type)
+                    {"name": p.name, "definition": p.definition, "type": p.type, "documentation": p.documentation}
+                    for p in parameters_for(res_type)
                 ],
             }
         )

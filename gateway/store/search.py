@@ -218,7 +218,7 @@ class SearchCompiler:
                 raise InvalidSearch(f"_sort: {name!r} is not a sortable search parameter of {res_type}")
             table = _TABLES[param.type]
             if param.type == DATE:
-                value = table.c.high if descending else table.c.low
+                value = table.c.low  # by when it starts, either way (an open end must not sort first)
             elif param.type == STRING:
                 value = table.c.norm
             else:
