@@ -33,7 +33,18 @@ class Settings(BaseSettings):
         default=None,
         description="SQLAlchemy async URL. Unset: SQLite under KWG_HOME (sqlite+aiosqlite:///<home>/gateway.db)",
     )
-    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_pool_size: int = Field(
+        default=20,
+        ge=1,
+        le=200,
+        description="PostgreSQL connections each worker process keeps open (kept warm: no reconnect per request)",
+    )
+    database_max_overflow: int = Field(
+        default=5,
+        ge=0,
+        le=200,
+        description="Extra PostgreSQL connections a worker may open at a peak (closed again when returned)",
+    )
     base_url: str | None = Field(
         default=None,
         description="Public base URL of the FHIR endpoint, used in links; unset: from the request",

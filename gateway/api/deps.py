@@ -11,12 +11,12 @@ from gateway.settings import Settings
 from gateway.store.repository import FhirRepository
 
 
-def get_repository(request: Request) -> FhirRepository:
+async def get_repository(request: Request) -> FhirRepository:
     repo: FhirRepository = request.app.state.repository
     return repo
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

@@ -35,7 +35,7 @@ ACCEPTED_BODY_TYPES = ("application/fhir+json", "application/json", "application
 CONTROL_PARAMS = ("_format", "_pretty")
 
 
-def resource_type(res_type: str) -> str:
+async def resource_type(res_type: str) -> str:
     if not is_supported_type(res_type):
         raise UnsupportedResourceType(f"resource type {res_type!r} is not served by this gateway")
     return res_type

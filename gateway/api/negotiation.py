@@ -14,7 +14,7 @@ def _media_types(header: str) -> list[str]:
     return [part.split(";")[0].strip().lower() for part in header.split(",") if part.strip()]
 
 
-def check_format(request: Request) -> None:
+async def check_format(request: Request) -> None:
     """Refuse ``_format`` values and ``Accept`` headers that admit no JSON representation."""
     requested = request.query_params.get("_format")
     if requested is not None and requested.split(";")[0].strip().lower() not in JSON_FORMATS:

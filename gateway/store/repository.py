@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -94,6 +94,17 @@ def _fail(problems: Sequence[Issue], res_type: str) -> InvalidResource:
     return InvalidResource(f"{res_type} failed validation: {len(problems)} issue(s)", issues=problems)
 
 
+#: Reads are the hot path: their statements are built once (SQLAlchemy then reuses the compiled form).
+_READ_CURRENT = select(resource.c.version_id, resource.c.last_updated, resource.c.content).where(
+    resource.c.res_type == bindparam("res_type"), resource.c.res_id == bindparam("res_id")
+)
+_READ_VERSION = select(resource_version.c.last_updated, resource_version.c.content, resource_version.c.method).where(
+    resource_version.c.res_type == bindparam("res_type"),
+    resource_version.c.res_id == bindparam("res_id"),
+    resource_version.c.version_id == bindparam("version_id"),
+)
+
+
 class SqlFhirRepository:
     """:class:`FhirRepository` on SQLAlchemy Core. Bound to a connection inside :meth:`transaction`."""
 
@@ -107,6 +118,11 @@ class SqlFhirRepository:
         max_count: int = 500,
     ) -> None:
         self.engine = engine
+        # PostgreSQL reads outside a transaction scope run in autocommit: no BEGIN/ROLLBACK round trips for a
+        # single SELECT (each statement sees committed data, as READ COMMITTED would). SQLite keeps its BEGIN.
+        self._read_engine = (
+            engine.execution_options(isolation_level="AUTOCOMMIT") if engine.dialect.name == "postgresql" else engine
+        )
         self.validator = validator
         self._conn = conn
         self.default_count = default_count
@@ -133,7 +149,7 @@ class SqlFhirRepository:
         if self._conn is not None:
             yield self._conn
             return
-        async with self.engine.connect() as conn:
+        async with self._read_engine.connect() as conn:
             yield conn
 
     @asynccontextmanager
@@ -156,13 +172,7 @@ class SqlFhirRepository:
 
     async def read(self, res_type: str, res_id: str) -> StoredResource:
         async with self._reading() as conn:
-            row = (
-                await conn.execute(
-                    select(resource.c.version_id, resource.c.last_updated, resource.c.content).where(
-                        resource.c.res_type == res_type, resource.c.res_id == res_id
-                    )
-                )
-            ).first()
+            row = (await conn.execute(_READ_CURRENT, {"res_type": res_type, "res_id": res_id})).first()
         if row is None:
             raise NotFound(f"{res_type}/{res_id} is not known")
         if row.content is None:
@@ -174,17 +184,8 @@ class SqlFhirRepository:
 
     async def vread(self, res_type: str, res_id: str, version_id: int) -> StoredResource:
         async with self._reading() as conn:
-            row = (
-                await conn.execute(
-                    select(
-                        resource_version.c.last_updated, resource_version.c.content, resource_version.c.method
-                    ).where(
-                        resource_version.c.res_type == res_type,
-                        resource_version.c.res_id == res_id,
-                        resource_version.c.version_id == version_id,
-                    )
-                )
-            ).first()
+            params = {"res_type": res_type, "res_id": res_id, "version_id": version_id}
+            row = (await conn.execute(_READ_VERSION, params)).first()
         if row is None:
             raise NotFound(f"{res_type}/{res_id} has no version {version_id}")
         if row.content is None:
