@@ -1,0 +1,23 @@
+"""HL7 v2 inbox (message log, feed counts)
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-25 02:35:00
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+revision: str = "0004"
+down_revision: str | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass  # filled in by the change that adds these tables
+
+
+def downgrade() -> None:
+    pass
