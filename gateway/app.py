@@ -32,6 +32,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="FHIR R4 store and interoperability gateway for keyworking services in England.",
         lifespan=lifespan,
+        # Off unless asked for: when on, every request consults the OpenTelemetry providers.
+        telemetry={"tracing": settings.telemetry, "metrics": settings.telemetry, "logs": settings.telemetry},
     )
     app.state.settings = settings
     app.state.started_at = to_instant(now_us())

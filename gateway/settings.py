@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     log_level: str = "INFO"
     log_json: bool = False
+    telemetry: bool = Field(
+        default=False,
+        description="Emit OpenTelemetry traces, metrics and logs (FastAPI native telemetry) to configured providers",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

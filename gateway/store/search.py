@@ -5,6 +5,11 @@ A search is parsed against the parameter registry (:mod:`gateway.store.searchpar
 never a scan of JSON); comma-separated values are ORed inside it, repeated parameters are ANDed. Chains
 (``patient.identifier=``) join ``sp_reference`` to the target resources and apply the chained parameter to them.
 
+The SQL is written as text with every value bound (``:b0``, ``:b1``...): searches of the same shape give the same
+statement, which SQLAlchemy and PostgreSQL prepare once, and building it costs microseconds (building the same
+query from SQLAlchemy expression objects cost about 0.3 ms a search, a third of the request). Identifiers in the
+text come only from the parameter registry and fixed table names, never from the request.
+
 Supported: token ``[system]|[code]`` and ``:not``; string by prefix (default), ``:exact``, ``:contains``;
 reference ``Type/id``, ``id``, absolute URL, type modifier (``subject:Patient``), ``:identifier`` and chains;
 date with the prefixes eq, ne, lt, gt, le, ge, sa, eb, ap and precision; uri exact; ``:missing`` on every
@@ -20,13 +25,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, and_, false, func, or_, select, true
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.errors import InvalidSearch
 from gateway.store.dates import date_range
 from gateway.store.indexing import MAX_NORM, MAX_TOKEN, normalise, parse_reference
-from gateway.store.models import resource, sp_date, sp_reference, sp_string, sp_token
 from gateway.store.records import StoredResource
 from gateway.store.searchparams import (
     DATE,
@@ -49,8 +53,6 @@ SUMMARY_MODES = ("true", "false", "text", "data", "count")
 MAX_INCLUDES = 1000
 MAX_ITERATIONS = 3
 MAX_CHAIN_DEPTH = 3
-
-_TABLES: dict[str, Table] = {TOKEN: sp_token, URI: sp_token, STRING: sp_string, REFERENCE: sp_reference, DATE: sp_date}
 
 
 @dataclass(slots=True)
@@ -85,11 +87,11 @@ class Include:
 
 @dataclass(slots=True)
 class ParsedSearch:
-    conditions: list[ColumnElement[bool]]
+    conditions: list[str]  # SQL conditions on the alias ``r``
     understood: list[tuple[str, str]]
     count: int
     offset: int
-    sort: list[Any]
+    sort: list[str]  # ORDER BY terms
     includes: list[Include]
     summary: str | None
     elements: tuple[str, ...] | None
@@ -101,6 +103,8 @@ class ParsedSearch:
 
 def split_escaped(text: str, sep: str, maxsplit: int = -1) -> list[str]:
     """Split on ``sep`` not preceded by a backslash; unescape ``\\,``, ``\\|``, ``\\$`` and ``\\\\``."""
+    if "\\" not in text:
+        return text.split(sep, maxsplit)
     parts: list[str] = []
     buf: list[str] = []
     i = 0
@@ -141,10 +145,33 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _pk_in(alias: Any, *, rows: Select[Any], negate: bool = False) -> ColumnElement[bool]:
-    """``alias.pk [NOT] IN (rows)``: the shape every indexed condition takes."""
-    pk: ColumnElement[Any] = alias.c.pk
-    return pk.not_in(rows) if negate else pk.in_(rows)
+#: The index table of each parameter type.
+TABLE_OF = {TOKEN: "sp_token", URI: "sp_token", STRING: "sp_string", REFERENCE: "sp_reference", DATE: "sp_date"}
+
+#: The value column each parameter type sorts on (dates by when they start, either way: an open end must not
+#: sort first).
+SORT_COLUMN = {TOKEN: "code", URI: "code", STRING: "norm", DATE: "low"}
+
+
+class Binder:
+    """Collects bound values and hands out their placeholders."""
+
+    __slots__ = ("values",)
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def __call__(self, value: Any) -> str:
+        name = f"b{len(self.values)}"
+        self.values[name] = value
+        return f":{name}"
+
+    def many(self, values: Sequence[Any]) -> str:
+        return ", ".join(self(v) for v in values)
+
+
+def _any(conditions: list[str]) -> str:
+    return conditions[0] if len(conditions) == 1 else "(" + " OR ".join(conditions) + ")"
 
 
 # -- the compiler ----------------------------------------------------------------------------------------------
@@ -153,9 +180,10 @@ def _pk_in(alias: Any, *, rows: Select[Any], negate: bool = False) -> ColumnElem
 class SearchCompiler:
     """Turns search parameters into SQL conditions on a ``resource`` table alias, for one SQL dialect."""
 
-    def __init__(self, dialect: str, *, strict: bool) -> None:
+    def __init__(self, dialect: str, *, strict: bool, binder: Binder | None = None) -> None:
         self.dialect = dialect
         self.strict = strict
+        self.bind = binder or Binder()
 
     def parse(
         self, res_type: str, params: Sequence[tuple[str, str]], *, default_count: int, max_count: int
@@ -174,7 +202,7 @@ class SearchCompiler:
                 continue
             if value == "":
                 continue  # an empty value is ignored (FHIR search, 3.1.1.5)
-            condition = self.condition(resource, res_type, raw_name, value)
+            condition = self.condition("r", res_type, raw_name, value)
             if condition is not None:
                 parsed.conditions.append(condition)
                 parsed.understood.append((raw_name, value))
@@ -205,29 +233,23 @@ class SearchCompiler:
             for key in value.split(","):
                 parsed.sort.append(self._sort_key(res_type, key.strip()))
 
-    def _sort_key(self, res_type: str, key: str) -> Any:
+    def _sort_key(self, res_type: str, key: str) -> str:
         descending = key.startswith("-")
         name = key[1:] if descending else key
         if name == "_id":
-            column: Any = resource.c.res_id
+            column = "r.res_id"
         elif name == "_lastUpdated":
-            column = resource.c.last_updated
+            column = "r.last_updated"
         else:
             param = parameter(res_type, name)
             if param is None or param.type == REFERENCE:
                 raise InvalidSearch(f"_sort: {name!r} is not a sortable search parameter of {res_type}")
-            table = _TABLES[param.type]
-            if param.type == DATE:
-                value = table.c.low  # by when it starts, either way (an open end must not sort first)
-            elif param.type == STRING:
-                value = table.c.norm
-            else:
-                value = table.c.code
-            aggregate = func.max(value) if descending else func.min(value)
+            aggregate = "max" if descending else "min"
             column = (
-                select(aggregate).where(table.c.res_pk == resource.c.pk, table.c.param == param.name).scalar_subquery()
+                f"(SELECT {aggregate}(s.{SORT_COLUMN[param.type]}) FROM {TABLE_OF[param.type]} s"
+                f" WHERE s.res_pk = r.pk AND s.param = {self.bind(param.name)})"
             )
-        return column.desc().nulls_last() if descending else column.asc().nulls_last()
+        return f"{column} {'DESC' if descending else 'ASC'} NULLS LAST"
 
     def _include(self, res_type: str, name: str, value: str) -> Include | None:
         reverse = name.startswith("_revinclude")
@@ -255,9 +277,7 @@ class SearchCompiler:
 
     # -- conditions -------------------------------------------------------------------------------------------
 
-    def condition(
-        self, alias: Any, res_type: str, raw_name: str, value: str, depth: int = 0
-    ) -> ColumnElement[bool] | None:
+    def condition(self, alias: str, res_type: str, raw_name: str, value: str, depth: int = 0) -> str | None:
         """The SQL condition for one ``name[:modifier][.chain]=value`` on ``alias`` (a resource table)."""
         head, dot, rest = raw_name.partition(".")
         name, _, modifier = head.partition(":")
@@ -279,7 +299,8 @@ class SearchCompiler:
         if param.name == "_lastUpdated":
             if modifier:
                 raise InvalidSearch(f"_lastUpdated does not take the modifier {modifier!r}")
-            return or_(*(self._date_match(name, v, alias.c.last_updated, alias.c.last_updated) for v in values))
+            column = f"{alias}.last_updated"
+            return _any([self._date_match(name, v, column, column) for v in values])
         if param.type == TOKEN or param.type == URI:
             return self._token(alias, res_type, param, modifier, values)
         if param.type == STRING:
@@ -287,117 +308,107 @@ class SearchCompiler:
         if param.type == DATE:
             if modifier:
                 raise InvalidSearch(f"{name}: date parameters take no modifier ({modifier!r} given)")
-            rows = sp_date
-            matches = or_(*(self._date_match(name, v, rows.c.low, rows.c.high) for v in values))
-            return _pk_in(alias, rows=self._rows(rows, res_type, param.name).where(matches))
+            matches = _any([self._date_match(name, v, "s.low", "s.high") for v in values])
+            return self._pk_in(alias, "sp_date", res_type, param.name, matches)
         return self._reference(alias, res_type, param, modifier, values)
 
-    @staticmethod
-    def _rows(table: Table, res_type: str, param_name: str) -> Select[Any]:
-        return select(table.c.res_pk).where(table.c.res_type == res_type, table.c.param == param_name)
+    def _pk_in(
+        self, alias: str, table: str, res_type: str, param_name: str, matches: str | None, *, negate: bool = False
+    ) -> str:
+        """``alias.pk [NOT] IN (index rows of this parameter that match)``: the shape of every indexed condition."""
+        rows = f"SELECT s.res_pk FROM {table} s WHERE s.res_type = {self.bind(res_type)}"
+        rows += f" AND s.param = {self.bind(param_name)}"
+        if matches:
+            rows += f" AND {matches}"
+        return f"{alias}.pk {'NOT IN' if negate else 'IN'} ({rows})"
 
-    def _missing(self, alias: Any, res_type: str, param: SearchParameter, missing: bool) -> ColumnElement[bool]:
+    def _missing(self, alias: str, res_type: str, param: SearchParameter, missing: bool) -> str:
         if not param.paths:
-            return false() if missing else true()
-        rows = self._rows(_TABLES[param.type], res_type, param.name)
-        return _pk_in(alias, negate=True, rows=rows) if missing else _pk_in(alias, rows=rows)
+            return "1 = 0" if missing else "1 = 1"
+        return self._pk_in(alias, TABLE_OF[param.type], res_type, param.name, None, negate=missing)
 
-    @staticmethod
-    def _ids(alias: Any, modifier: str, values: list[str]) -> ColumnElement[bool]:
-        res_id: ColumnElement[str] = alias.c.res_id
-        if modifier == "not":
-            return res_id.not_in(values)
-        if modifier:
+    def _ids(self, alias: str, modifier: str, values: list[str]) -> str:
+        if modifier not in ("", "not"):
             raise InvalidSearch(f"_id does not take the modifier {modifier!r}")
-        return res_id.in_(values)
+        return f"{alias}.res_id {'NOT IN' if modifier == 'not' else 'IN'} ({self.bind.many(values)})"
 
-    @staticmethod
-    def _token_match(value: str) -> ColumnElement[bool]:
+    def _token_match(self, value: str) -> str:
         if "|" not in value.replace("\\|", ""):
-            return sp_token.c.code == split_escaped(value, "|")[0][:MAX_TOKEN]
+            return f"s.code = {self.bind(split_escaped(value, '|')[0][:MAX_TOKEN])}"
         system, code = split_escaped(value, "|", 1)
         if system == "":
-            return and_(sp_token.c.system.is_(None), sp_token.c.code == code[:MAX_TOKEN])
+            return f"(s.system IS NULL AND s.code = {self.bind(code[:MAX_TOKEN])})"
         if code == "":
-            return sp_token.c.system == system[:MAX_TOKEN]
-        return and_(sp_token.c.code == code[:MAX_TOKEN], sp_token.c.system == system[:MAX_TOKEN])
+            return f"s.system = {self.bind(system[:MAX_TOKEN])}"
+        return f"(s.code = {self.bind(code[:MAX_TOKEN])} AND s.system = {self.bind(system[:MAX_TOKEN])})"
 
-    def _token(
-        self, alias: Any, res_type: str, param: SearchParameter, modifier: str, values: list[str]
-    ) -> ColumnElement[bool]:
+    def _token(self, alias: str, res_type: str, param: SearchParameter, modifier: str, values: list[str]) -> str:
         if modifier not in ("", "not"):
             raise InvalidSearch(f"{param.name}: the token modifier {modifier!r} is not supported")
         if param.type == URI:
-            matches: ColumnElement[bool] = sp_token.c.code.in_([v[:MAX_TOKEN] for v in values])
+            matches = f"s.code IN ({self.bind.many([v[:MAX_TOKEN] for v in values])})"
         else:
-            matches = or_(*(self._token_match(v) for v in values))
-        rows = self._rows(sp_token, res_type, param.name).where(matches)
-        return _pk_in(alias, negate=True, rows=rows) if modifier == "not" else _pk_in(alias, rows=rows)
+            matches = _any([self._token_match(v) for v in values])
+        return self._pk_in(alias, "sp_token", res_type, param.name, matches, negate=modifier == "not")
 
-    def _string_match(self, modifier: str, value: str) -> ColumnElement[bool]:
+    def _string_match(self, modifier: str, value: str) -> str:
         if modifier == "exact":
-            return sp_string.c.exact == value
+            return f"s.exact = {self.bind(value)}"
         norm = normalise(value)
         if modifier == "contains":
-            return sp_string.c.norm.like(f"%{_like_escape(norm)}%", escape="\\")
+            return f"s.norm LIKE {self.bind('%' + _like_escape(norm) + '%')} ESCAPE '\\'"
         if len(norm) >= MAX_NORM:
-            return sp_string.c.norm == norm
+            return f"s.norm = {self.bind(norm)}"
         if self.dialect == "postgresql":  # LIKE 'x%' uses the text_pattern_ops index
-            return sp_string.c.norm.like(f"{_like_escape(norm)}%", escape="\\")
+            return f"s.norm LIKE {self.bind(_like_escape(norm) + '%')} ESCAPE '\\'"
         # SQLite: a range on the binary-ordered index; U+10FFFF sorts after every other character.
-        return and_(sp_string.c.norm >= norm, sp_string.c.norm < norm + "\U0010ffff")
+        return f"(s.norm >= {self.bind(norm)} AND s.norm < {self.bind(norm + chr(0x10FFFF))})"
 
-    def _string(
-        self, alias: Any, res_type: str, param: SearchParameter, modifier: str, values: list[str]
-    ) -> ColumnElement[bool]:
+    def _string(self, alias: str, res_type: str, param: SearchParameter, modifier: str, values: list[str]) -> str:
         if modifier not in ("", "exact", "contains"):
             raise InvalidSearch(f"{param.name}: the string modifier {modifier!r} is not supported")
-        matches = or_(*(self._string_match(modifier, v) for v in values))
-        return _pk_in(alias, rows=self._rows(sp_string, res_type, param.name).where(matches))
+        matches = _any([self._string_match(modifier, v) for v in values])
+        return self._pk_in(alias, "sp_string", res_type, param.name, matches)
 
-    @staticmethod
-    def _date_match(name: str, value: str, low: ColumnElement[int], high: ColumnElement[int]) -> ColumnElement[bool]:
+    def _date_match(self, name: str, value: str, low: str, high: str) -> str:
         """The stored range [low, high] against the searched range, per the prefix (FHIR search 3.1.1.4.3)."""
         prefix, s_low, s_high = _date_value(name, value)
+        b = self.bind
         if prefix == "eq":
-            return and_(low >= s_low, high <= s_high)
+            return f"({low} >= {b(s_low)} AND {high} <= {b(s_high)})"
         if prefix == "ne":
-            return or_(low < s_low, high > s_high)
+            return f"({low} < {b(s_low)} OR {high} > {b(s_high)})"
         if prefix == "gt":
-            return high > s_high
+            return f"{high} > {b(s_high)}"
         if prefix == "lt":
-            return low < s_low
+            return f"{low} < {b(s_low)}"
         if prefix == "ge":
-            return high >= s_low
+            return f"{high} >= {b(s_low)}"
         if prefix == "le":
-            return low <= s_high
+            return f"{low} <= {b(s_high)}"
         if prefix == "sa":
-            return low > s_high
+            return f"{low} > {b(s_high)}"
         if prefix == "eb":
-            return high < s_low
+            return f"{high} < {b(s_low)}"
         # ap: overlaps the searched range widened by a tenth of its width, at least a day either side
         margin = max((s_high - s_low) // 10, 86_400_000_000)
-        return and_(low <= s_high + margin, high >= s_low - margin)
+        return f"({low} <= {b(s_high + margin)} AND {high} >= {b(s_low - margin)})"
 
-    def _reference_match(self, param: SearchParameter, type_modifier: str | None, value: str) -> ColumnElement[bool]:
-        rows = sp_reference
-        conds: list[ColumnElement[bool]] = []
+    def _reference_match(self, param: SearchParameter, type_modifier: str | None, value: str) -> str:
         if "://" in value or value.startswith("urn:"):
-            return rows.c.target_url == value
+            return f"s.target_url = {self.bind(value)}"
         if "/" in value:
             target_type, target_id, _url = parse_reference(value)
             if target_type is None or target_id is None:
                 raise InvalidSearch(f"{param.name}: {value!r} is not a reference like Type/id")
             if type_modifier is not None and target_type != type_modifier:
                 raise InvalidSearch(f"{param.name}:{type_modifier}: {value!r} names another type")
-            conds += [rows.c.target_id == target_id, rows.c.target_type == target_type]
-        else:
-            conds.append(rows.c.target_id == value)
-            if type_modifier is not None:
-                conds.append(rows.c.target_type == type_modifier)
-            elif len(param.targets) == 1:
-                conds.append(rows.c.target_type == param.targets[0])
-        return and_(*conds)
+            return f"(s.target_id = {self.bind(target_id)} AND s.target_type = {self.bind(target_type)})"
+        if type_modifier is not None:
+            return f"(s.target_id = {self.bind(value)} AND s.target_type = {self.bind(type_modifier)})"
+        if len(param.targets) == 1:
+            return f"(s.target_id = {self.bind(value)} AND s.target_type = {self.bind(param.targets[0])})"
+        return f"s.target_id = {self.bind(value)}"
 
     def _type_modifier(self, param: SearchParameter, modifier: str) -> str | None:
         if modifier and modifier[0].isupper():
@@ -406,29 +417,26 @@ class SearchCompiler:
             return modifier
         return None
 
-    def _reference(
-        self, alias: Any, res_type: str, param: SearchParameter, modifier: str, values: list[str]
-    ) -> ColumnElement[bool]:
+    def _reference(self, alias: str, res_type: str, param: SearchParameter, modifier: str, values: list[str]) -> str:
         if modifier == "identifier":
-            matches = or_(*(self._token_match(v) for v in values))
-            rows = self._rows(sp_token, res_type, f"{param.name}:identifier").where(matches)
-            return _pk_in(alias, rows=rows)
+            matches = _any([self._token_match(v) for v in values])
+            return self._pk_in(alias, "sp_token", res_type, f"{param.name}:identifier", matches)
         type_modifier = self._type_modifier(param, modifier)
         if modifier and type_modifier is None:
             raise InvalidSearch(f"{param.name}: the reference modifier {modifier!r} is not supported")
-        matches = or_(*(self._reference_match(param, type_modifier, v) for v in values))
-        return _pk_in(alias, rows=self._rows(sp_reference, res_type, param.name).where(matches))
+        matches = _any([self._reference_match(param, type_modifier, v) for v in values])
+        return self._pk_in(alias, "sp_reference", res_type, param.name, matches)
 
     def _chain(
         self,
-        alias: Any,
+        alias: str,
         res_type: str,
         param: SearchParameter,
         modifier: str,
         rest: str,
         value: str,
         depth: int,
-    ) -> ColumnElement[bool] | None:
+    ) -> str | None:
         if param.type != REFERENCE:
             raise InvalidSearch(f"{param.name} is not a reference parameter, so it cannot be chained")
         if depth >= MAX_CHAIN_DEPTH:
@@ -441,39 +449,35 @@ class SearchCompiler:
         targets = [t for t in candidates if parameter(t, chained_name) is not None]
         if not targets:
             raise InvalidSearch(f"{param.name}.{chained_name}: no target type of {param.name} has {chained_name!r}")
-        target = resource.alias(f"chain{depth}")
+        target = f"t{depth}"
         per_type = []
         for target_type in targets:
             inner = self.condition(target, target_type, rest, value, depth + 1)
             if inner is not None:
-                per_type.append(and_(target.c.res_type == target_type, inner))
+                per_type.append(f"({target}.res_type = {self.bind(target_type)} AND {inner})")
         if not per_type:
             return None
-        refs = sp_reference
+        refs = f"c{depth}"
         rows = (
-            select(refs.c.res_pk)
-            .join(target, and_(target.c.res_type == refs.c.target_type, target.c.res_id == refs.c.target_id))
-            .where(
-                refs.c.res_type == res_type,
-                refs.c.param == param.name,
-                target.c.deleted.is_(False),
-                or_(*per_type),
-            )
+            f"SELECT {refs}.res_pk FROM sp_reference {refs} JOIN resource {target}"
+            f" ON {target}.res_type = {refs}.target_type AND {target}.res_id = {refs}.target_id"
+            f" WHERE {refs}.res_type = {self.bind(res_type)} AND {refs}.param = {self.bind(param.name)}"
+            f" AND {target}.deleted = false AND {_any(per_type)}"
         )
-        return _pk_in(alias, rows=rows)
+        return f"{alias}.pk IN ({rows})"
 
 
 # -- execution -------------------------------------------------------------------------------------------------
 
-_COLUMNS = (resource.c.pk, resource.c.res_type, resource.c.res_id, resource.c.version_id, resource.c.last_updated)
+_COLUMNS = "r.pk, r.res_type, r.res_id, r.version_id, r.last_updated, r.content"
 
 
 def _stored(row: Any) -> StoredResource:
     return StoredResource(row.res_type, row.res_id, row.version_id, row.last_updated, row.content)
 
 
-def _base_conditions(res_type: str) -> list[ColumnElement[bool]]:
-    return [resource.c.res_type == res_type, resource.c.deleted.is_(False)]
+def _where(compiler: SearchCompiler, res_type: str, conditions: list[str]) -> str:
+    return " AND ".join([f"r.res_type = {compiler.bind(res_type)}", "r.deleted = false", *conditions])
 
 
 async def find_matches(
@@ -484,13 +488,13 @@ async def find_matches(
     if not criteria:
         raise InvalidSearch("a conditional interaction needs search criteria")
     compiler = SearchCompiler(conn.dialect.name, strict=True)
-    conds = _base_conditions(res_type)
+    conds = []
     for name, value in criteria:
-        cond = compiler.condition(resource, res_type, name, value)
+        cond = compiler.condition("r", res_type, name, value)
         if cond is not None:
             conds.append(cond)
-    q = select(resource.c.res_id).where(*conds).limit(limit)
-    return [r[0] for r in (await conn.execute(q)).all()]
+    sql = f"SELECT r.res_id FROM resource r WHERE {_where(compiler, res_type, conds)} LIMIT {compiler.bind(limit)}"
+    return [row[0] for row in (await conn.execute(text(sql), compiler.bind.values)).all()]
 
 
 async def _include_rows(
@@ -523,21 +527,18 @@ async def _forward_rows(
     pks = [pk for pk, stored in found if inc.source in ("*", stored.res_type)]
     if not pks:
         return []
-    refs = sp_reference
-    target = resource.alias("included")
-    conds: list[ColumnElement[bool]] = [refs.c.res_pk.in_(pks), target.c.deleted.is_(False)]
-    if inc.param != "*":
-        conds.append(refs.c.param == inc.param)
-    if inc.target is not None:
-        conds.append(refs.c.target_type == inc.target)
-    q = (
-        select(target.c.pk, target.c.res_type, target.c.res_id, target.c.version_id, target.c.last_updated)
-        .add_columns(target.c.content)
-        .join(refs, and_(target.c.res_type == refs.c.target_type, target.c.res_id == refs.c.target_id))
-        .where(*conds)
-        .limit(MAX_INCLUDES)
+    b = Binder()
+    sql = (
+        f"SELECT DISTINCT {_COLUMNS} FROM sp_reference s JOIN resource r"
+        " ON r.res_type = s.target_type AND r.res_id = s.target_id"
+        f" WHERE s.res_pk IN ({b.many(pks)}) AND r.deleted = false"
     )
-    return [(r.pk, _stored(r)) for r in (await conn.execute(q)).all()]
+    if inc.param != "*":
+        sql += f" AND s.param = {b(inc.param)}"
+    if inc.target is not None:
+        sql += f" AND s.target_type = {b(inc.target)}"
+    sql += f" ORDER BY r.pk LIMIT {b(MAX_INCLUDES)}"
+    return [(row.pk, _stored(row)) for row in (await conn.execute(text(sql), b.values)).all()]
 
 
 async def _reverse_rows(
@@ -549,22 +550,18 @@ async def _reverse_rows(
             by_type.setdefault(stored.res_type, []).append(stored.res_id)
     if not by_type:
         return []
-    refs = sp_reference
-    source = resource.alias("revincluded")
-    targets = or_(*(and_(refs.c.target_type == t, refs.c.target_id.in_(ids)) for t, ids in by_type.items()))
-    conds: list[ColumnElement[bool]] = [targets, source.c.deleted.is_(False)]
-    if inc.source != "*":
-        conds.append(refs.c.res_type == inc.source)
-    if inc.param != "*":
-        conds.append(refs.c.param == inc.param)
-    q = (
-        select(source.c.pk, source.c.res_type, source.c.res_id, source.c.version_id, source.c.last_updated)
-        .add_columns(source.c.content)
-        .join(refs, refs.c.res_pk == source.c.pk)
-        .where(*conds)
-        .limit(MAX_INCLUDES)
+    b = Binder()
+    targets = _any([f"(s.target_type = {b(t)} AND s.target_id IN ({b.many(ids)}))" for t, ids in by_type.items()])
+    sql = (
+        f"SELECT DISTINCT {_COLUMNS} FROM sp_reference s JOIN resource r ON r.pk = s.res_pk"
+        f" WHERE {targets} AND r.deleted = false"
     )
-    return [(r.pk, _stored(r)) for r in (await conn.execute(q)).all()]
+    if inc.source != "*":
+        sql += f" AND s.res_type = {b(inc.source)}"
+    if inc.param != "*":
+        sql += f" AND s.param = {b(inc.param)}"
+    sql += f" ORDER BY r.pk LIMIT {b(MAX_INCLUDES)}"
+    return [(row.pk, _stored(row)) for row in (await conn.execute(text(sql), b.values)).all()]
 
 
 async def execute_search(
@@ -578,38 +575,28 @@ async def execute_search(
 ) -> SearchResult:
     compiler = SearchCompiler(conn.dialect.name, strict=strict)
     parsed = compiler.parse(res_type, params, default_count=default_count, max_count=max_count)
-    conds = _base_conditions(res_type) + parsed.conditions
+    where = _where(compiler, res_type, parsed.conditions)
+    values = compiler.bind.values
     result = SearchResult(
-        [],
-        [],
-        None,
-        parsed.offset,
-        parsed.count,
-        False,
-        parsed.understood,
-        parsed.summary,
-        parsed.elements,
+        [], [], None, parsed.offset, parsed.count, False, parsed.understood, parsed.summary, parsed.elements
     )
+    count_sql = f"SELECT count(*) FROM resource r WHERE {where}"
     if parsed.summary == "count" or parsed.count == 0:
-        result.total = (await conn.execute(select(func.count()).select_from(resource).where(*conds))).scalar_one()
+        result.total = (await conn.execute(text(count_sql), values)).scalar_one()
         return result
-    q = (
-        select(*_COLUMNS, resource.c.content)
-        .where(*conds)
-        .order_by(*parsed.sort, resource.c.pk)
-        .offset(parsed.offset)
-        .limit(parsed.count + 1)
-    )
-    rows = (await conn.execute(q)).all()
+    order = ", ".join([*parsed.sort, "r.pk"])
+    page_sql = f"SELECT {_COLUMNS} FROM resource r WHERE {where} ORDER BY {order} LIMIT :page_limit OFFSET :page_offset"
+    rows = (
+        await conn.execute(text(page_sql), {**values, "page_limit": parsed.count + 1, "page_offset": parsed.offset})
+    ).all()
     result.has_next = len(rows) > parsed.count
-    page = [(r.pk, _stored(r)) for r in rows[: parsed.count]]
+    page = [(row.pk, _stored(row)) for row in rows[: parsed.count]]
     result.matches = [stored for _pk, stored in page]
     if parsed.total_mode != "none":
         if not result.has_next and (page or parsed.offset == 0):
             result.total = parsed.offset + len(page)
         else:
-            total_q = select(func.count()).select_from(resource).where(*conds)
-            result.total = (await conn.execute(total_q)).scalar_one()
+            result.total = (await conn.execute(text(count_sql), values)).scalar_one()
     if parsed.includes and page:
         seen = {pk for pk, _ in page}
         included = await _include_rows(conn, parsed.includes, page, seen, iterate_only=False)
@@ -624,6 +611,7 @@ async def execute_search(
 
 
 __all__ = [
+    "Binder",
     "Include",
     "SearchCompiler",
     "SearchResult",
