@@ -529,7 +529,7 @@ async def _forward_rows(
         return []
     b = Binder()
     sql = (
-        f"SELECT DISTINCT {_COLUMNS} FROM sp_reference s JOIN resource r"
+        f"SELECT {_COLUMNS} FROM sp_reference s JOIN resource r"
         " ON r.res_type = s.target_type AND r.res_id = s.target_id"
         f" WHERE s.res_pk IN ({b.many(pks)}) AND r.deleted = false"
     )
@@ -553,7 +553,7 @@ async def _reverse_rows(
     b = Binder()
     targets = _any([f"(s.target_type = {b(t)} AND s.target_id IN ({b.many(ids)}))" for t, ids in by_type.items()])
     sql = (
-        f"SELECT DISTINCT {_COLUMNS} FROM sp_reference s JOIN resource r ON r.pk = s.res_pk"
+        f"SELECT {_COLUMNS} FROM sp_reference s JOIN resource r ON r.pk = s.res_pk"
         f" WHERE {targets} AND r.deleted = false"
     )
     if inc.source != "*":
