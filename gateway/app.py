@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from gateway import __version__
-from gateway.api import fhir, health, metadata, outcomes
+from gateway.api import fhir, health, metadata, operations, outcomes
 from gateway.settings import Settings, load_settings
 from gateway.store.db import create_engine
 from gateway.store.repository import SqlFhirRepository
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     outcomes.install(app)
     app.include_router(metadata.router)
+    app.include_router(operations.router)  # before fhir.router: /{type}/$validate is not an id
     app.include_router(fhir.router)
     app.include_router(health.router)
     return app

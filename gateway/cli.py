@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -57,6 +59,23 @@ def serve(
         log_level=log_level,
         access_log=False,
     )
+
+
+@app.command()
+def validate(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A FHIR R4 resource (JSON, or XML)")],
+    profile: Annotated[list[str] | None, typer.Option("--profile", help="Profile URL to check (repeatable)")] = None,
+) -> None:
+    """Validate a resource: structure, base type, claimed and given profiles. Exit 1 when there are errors."""
+    from gateway.conformance.cli import validate_file
+
+    issues = validate_file(file, profile or [])
+    for issue in issues:
+        where = ", ".join(issue.expression) or "-"
+        typer.echo(f"{issue.severity:<11} {where}: {issue.diagnostics}")
+    errors = sum(1 for i in issues if i.severity in ("error", "fatal"))
+    typer.echo(f"{file}: {errors} error(s), {len(issues) - errors} other issue(s)")
+    raise typer.Exit(1 if errors else 0)
 
 
 def main() -> None:

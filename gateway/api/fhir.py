@@ -139,8 +139,8 @@ def _if_none_exist(request: Request) -> list[tuple[str, str]] | None:
 @router.post("", summary="Process a batch or transaction Bundle")
 async def bundle(request: Request, repo: RepositoryDep, caller: CallerDep) -> Response:
     body = await read_body(request)
-    result = await process_bundle(repo, body, base_url(request))
-    return Response(orjson.dumps(result), media_type=FHIR_JSON)
+    result = await process_bundle(repo, body, base_url(request), prefer=request.headers.get("prefer", ""))
+    return Response(result, media_type=FHIR_JSON)
 
 
 @router.get("/_history", summary="History of all resources")

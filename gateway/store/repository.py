@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.errors import Gone, InvalidRequest, InvalidResource, Issue, NotFound, PreconditionFailed
-from gateway.store import indexing
+from gateway.store import bulk, indexing
 from gateway.store.db import begin_write
 from gateway.store.models import (
     INDEX_TABLES,
@@ -49,8 +49,18 @@ class FhirRepository(Protocol):
     """What every store offers. Errors are :mod:`gateway.errors` exceptions."""
 
     async def create(
-        self, body: dict[str, Any], *, if_none_exist: Sequence[tuple[str, str]] | None = None
+        self,
+        body: dict[str, Any],
+        *,
+        if_none_exist: Sequence[tuple[str, str]] | None = None,
+        assigned_id: str | None = None,
     ) -> WriteResult: ...
+
+    async def create_many(self, items: Sequence[tuple[dict[str, Any], str]]) -> list[WriteResult]: ...
+
+    async def update_many(self, items: Sequence[tuple[dict[str, Any], str]]) -> list[WriteResult]: ...
+
+    def check(self, body: dict[str, Any], res_type: str) -> None: ...
 
     async def read(self, res_type: str, res_id: str) -> StoredResource: ...
 
@@ -258,8 +268,19 @@ class SqlFhirRepository:
                 raise _fail(problems, res_type)
 
     async def create(
-        self, body: dict[str, Any], *, if_none_exist: Sequence[tuple[str, str]] | None = None
+        self,
+        body: dict[str, Any],
+        *,
+        if_none_exist: Sequence[tuple[str, str]] | None = None,
+        assigned_id: str | None = None,
     ) -> WriteResult:
+        """Store a new resource under a server-assigned id.
+
+        ``assigned_id`` lets a transaction Bundle choose the id before writing, so references to the entry's
+        ``urn:uuid`` fullUrl can be rewritten in every entry first; it must be a fresh, valid id.
+        """
+        if assigned_id is not None and not ID_PATTERN.match(assigned_id):
+            raise InvalidRequest(f"{assigned_id!r} is not a valid resource id")
         res_type = body.get("resourceType") if isinstance(body, dict) else None
         if not isinstance(res_type, str):
             raise InvalidResource("resourceType is missing", issues=[Issue("required", "resourceType is missing")])
@@ -271,9 +292,46 @@ class SqlFhirRepository:
                 if matches:
                     return WriteResult(Outcome.UNCHANGED, await self._current(conn, res_type, matches[0]))
             self._check(body, res_type)
-            res_id = str(uuid.uuid4())
+            res_id = assigned_id or str(uuid.uuid4())
             stored = await self._store(conn, res_type, res_id, body, previous=None)
             return WriteResult(Outcome.CREATED, stored)
+
+    def check(self, body: dict[str, Any], res_type: str) -> None:
+        """Check a body as a write of ``res_type`` would (raises :class:`InvalidResource`), writing nothing."""
+        self._check(body, res_type)
+
+    async def create_many(self, items: Sequence[tuple[dict[str, Any], str]]) -> list[WriteResult]:
+        """Create each (body, fresh id) with a few multi-row statements (large transaction Bundles).
+
+        The bodies must have passed :meth:`check`: this path does not validate them again.
+        """
+        for _body, res_id in items:
+            if not ID_PATTERN.match(res_id):
+                raise InvalidRequest(f"{res_id!r} is not a valid resource id")
+        async with self._writing() as conn:
+            stored = await bulk.insert_created(conn, items)
+        return [WriteResult(Outcome.CREATED, s) for s in stored]
+
+    async def update_many(self, items: Sequence[tuple[dict[str, Any], str]]) -> list[WriteResult]:
+        """Update (or create under the given id) each (body, id), batched like :meth:`create_many`.
+
+        The bodies must have passed :meth:`check` and carry their id; ids are distinct. No If-Match here: callers
+        with a version precondition use :meth:`update`.
+        """
+        keys: list[tuple[str, str]] = []
+        for body, res_id in items:
+            if not ID_PATTERN.match(res_id) or body.get("id") != res_id:
+                raise InvalidRequest(f"{res_id!r} is not a valid resource id or differs from the body's id")
+            keys.append((body["resourceType"], res_id))
+        async with self._writing() as conn:
+            current = await bulk.current_rows(conn, keys, lock=True)
+            fresh = [(body, res_id) for (body, res_id), key in zip(items, keys, strict=True) if key not in current]
+            known = [
+                (body, res_id, current[key]) for (body, res_id), key in zip(items, keys, strict=True) if key in current
+            ]
+            written = {(s.res_type, s.res_id): s for s in await bulk.insert_created(conn, fresh)}
+            written.update({(s.res_type, s.res_id): s for s in await bulk.replace_current(conn, known)})
+        return [WriteResult(Outcome.UPDATED if key in current else Outcome.CREATED, written[key]) for key in keys]
 
     async def update(
         self, res_type: str, res_id: str, body: dict[str, Any], *, if_match: int | None = None

@@ -1,0 +1,1 @@
+"""Conformance: FHIR StructureDefinitions, snapshots and the profile validator."""
