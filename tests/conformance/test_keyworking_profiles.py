@@ -238,3 +238,23 @@ def test_unknown_claimed_profile_alone_does_not_block_a_write() -> None:
 
 def test_compiled_profiles_are_cached(strict: ProfileValidator) -> None:
     assert strict.profile(sd_url("KeyworkingEpisodeOfCare")) is strict.profile(sd_url("KeyworkingEpisodeOfCare"))
+
+
+def test_reference_to_a_type_the_element_does_not_allow_is_refused() -> None:
+    resource = episode()
+    resource["careManager"] = {"reference": "Patient/p1"}
+    found = errors(resource)
+    assert [p for p, _m in found] == ["EpisodeOfCare.careManager"]
+    assert "a reference to Patient is not allowed here" in found[0][1]
+    resource["careManager"] = {"reference": "https://gateway.example/fhir/Practitioner/k1/_history/2"}
+    assert errors(resource) == []
+
+
+def test_base_invariants_still_fire_when_their_fast_path_does_not_apply(strict: ProfileValidator) -> None:
+    resource = task()
+    resource["owner"] = {"reference": "#missing"}
+    resource["contained"] = [
+        {"resourceType": "Practitioner", "id": "p", "contained": [{"resourceType": "Patient", "id": "q"}]}
+    ]
+    keys = {i.diagnostics.split(":")[0] for i in strict.validate(resource) if i.severity == "error"}
+    assert {"ref-1", "dom-2"} <= keys
