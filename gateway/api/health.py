@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import orjson
 from fastapi import APIRouter, Request
-from sqlalchemy import text
 from starlette.responses import Response
+
+from gateway.store.db import ping
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -19,8 +20,7 @@ async def live() -> Response:
 async def ready(request: Request) -> Response:
     checks: dict[str, str] = {}
     try:
-        async with request.app.state.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        await ping(request.app.state.engine)
         checks["database"] = "ok"
     except Exception as exc:  # readiness reports the failure instead of raising it
         checks["database"] = f"error: {type(exc).__name__}"

@@ -580,6 +580,8 @@ class _Run:
         parts = context_path.split(".")
         candidates = {context_path, parts[0], *GENERIC_CONTEXTS}
         for kind, expression in profile.contexts:
+            if kind == "fhirpath":
+                return True  # FHIRPath contexts are not evaluated: allowed rather than a false error
             if kind == "extension":
                 if context_path.endswith("extension") or canonical(expression) in context_path:
                     return True

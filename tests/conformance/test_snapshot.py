@@ -82,3 +82,20 @@ def _base_and_ukcore(root: Path) -> Definitions:
     ukcore = load_base(root / "ukcore")
     definitions.add_all([*ukcore.structures.values(), *ukcore.value_sets.values(), *ukcore.code_systems.values()])
     return definitions
+
+
+def test_every_generated_snapshot_is_consistent_with_its_differential(definitions: Definitions) -> None:
+    checked = 0
+    for url, structure in definitions.structures.items():
+        if "differential" not in structure:
+            continue
+        ids = {e["id"] for e in structure["snapshot"]["element"]}
+        for element in structure["snapshot"]["element"]:
+            assert ".".join(p.split(":")[0] for p in split_id(element["id"])) == element["path"], (url, element["id"])
+        for diff in structure["differential"]["element"]:
+            segments = split_id(diff["id"])
+            # a type "slice" of a choice (value[x]:valueQuantity) is merged into the choice element itself
+            choice = [s.split(":")[0] if s.split(":")[0].endswith("[x]") else s for s in segments]
+            assert diff["id"] in ids or ".".join(choice) in ids, (url, diff["id"])
+        checked += 1
+    assert checked >= 50
