@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from gateway import __version__
 from gateway.api import fhir, health, metadata, operations, outcomes
+from gateway.logs import configure_logging
 from gateway.settings import Settings, load_settings
 from gateway.store.db import create_engine
 from gateway.store.repository import SqlFhirRepository
@@ -18,6 +19,7 @@ from gateway.validation import validate_resource
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
+    configure_logging(settings)
     engine = create_engine(settings)
 
     @asynccontextmanager

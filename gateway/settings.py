@@ -27,7 +27,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="KWG_", extra="ignore")
 
-    env: Environment = Environment.DEVELOPMENT
+    env: Environment = Field(default=Environment.DEVELOPMENT, description="development or production")
     home: Path = Field(default_factory=_default_home, description="Folder for the embedded database and data")
     database_url: str | None = Field(
         default=None,
@@ -49,11 +49,15 @@ class Settings(BaseSettings):
         default=None,
         description="Public base URL of the FHIR endpoint, used in links; unset: from the request",
     )
-    default_page_size: int = Field(default=20, ge=1, le=1000)
-    max_page_size: int = Field(default=500, ge=1, le=10000)
-    max_request_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
-    log_level: str = "INFO"
-    log_json: bool = False
+    default_page_size: int = Field(default=20, ge=1, le=1000, description="Search page size when _count is not given")
+    max_page_size: int = Field(default=500, ge=1, le=10000, description="Largest _count honoured")
+    max_request_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 beyond)"
+    )
+    log_level: str = Field(
+        default="INFO", pattern=r"(?i)^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$", description="Log level"
+    )
+    log_json: bool = Field(default=False, description="Write logs as JSON lines (one object per record)")
     telemetry: bool = Field(
         default=False,
         description="Emit OpenTelemetry traces, metrics and logs (FastAPI native telemetry) to configured providers",
