@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from gateway.settings import load_settings
 
@@ -78,8 +79,25 @@ def validate(
     raise typer.Exit(1 if errors else 0)
 
 
+def configuration_errors(exc: ValidationError) -> list[str]:
+    """One line per bad setting, naming its environment variable."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        field = ".".join(str(p) for p in error["loc"]) or "settings"
+        given = f" (got {error['input']!r})" if "input" in error and not isinstance(error["input"], dict) else ""
+        lines.append(f"KWG_{field.upper()}: {error['msg']}{given}")
+    return lines
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    except ValidationError as exc:
+        if exc.title != "Settings":
+            raise
+        for line in configuration_errors(exc):
+            typer.echo(f"configuration error: {line}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
