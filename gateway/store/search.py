@@ -21,6 +21,7 @@ the parameters the result reports as understood).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -170,6 +171,22 @@ class Binder:
         return ", ".join(self(v) for v in values)
 
 
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_:.\-]{0,63}$")
+
+
+def literal(name: str) -> str:
+    """A resource type or parameter name from the registry, written into the SQL as a literal.
+
+    Written, not bound: PostgreSQL plans a prepared statement generically after a few runs, and a generic plan
+    cannot use the statistics of ``res_type = 'CareTeam' AND param = 'patient'`` (measured: a chained search ran
+    at a third of the speed with these bound). Only names that passed the registry get here; the pattern check
+    makes sure nothing else can.
+    """
+    if not _NAME.match(name):
+        raise InvalidSearch(f"{name!r} is not a valid name")
+    return f"'{name}'"
+
+
 def _any(conditions: list[str]) -> str:
     return conditions[0] if len(conditions) == 1 else "(" + " OR ".join(conditions) + ")"
 
@@ -247,7 +264,7 @@ class SearchCompiler:
             aggregate = "max" if descending else "min"
             column = (
                 f"(SELECT {aggregate}(s.{SORT_COLUMN[param.type]}) FROM {TABLE_OF[param.type]} s"
-                f" WHERE s.res_pk = r.pk AND s.param = {self.bind(param.name)})"
+                f" WHERE s.res_pk = r.pk AND s.param = {literal(param.name)})"
             )
         return f"{column} {'DESC' if descending else 'ASC'} NULLS LAST"
 
@@ -316,8 +333,8 @@ class SearchCompiler:
         self, alias: str, table: str, res_type: str, param_name: str, matches: str | None, *, negate: bool = False
     ) -> str:
         """``alias.pk [NOT] IN (index rows of this parameter that match)``: the shape of every indexed condition."""
-        rows = f"SELECT s.res_pk FROM {table} s WHERE s.res_type = {self.bind(res_type)}"
-        rows += f" AND s.param = {self.bind(param_name)}"
+        rows = f"SELECT s.res_pk FROM {table} s WHERE s.res_type = {literal(res_type)}"
+        rows += f" AND s.param = {literal(param_name)}"
         if matches:
             rows += f" AND {matches}"
         return f"{alias}.pk {'NOT IN' if negate else 'IN'} ({rows})"
@@ -403,11 +420,11 @@ class SearchCompiler:
                 raise InvalidSearch(f"{param.name}: {value!r} is not a reference like Type/id")
             if type_modifier is not None and target_type != type_modifier:
                 raise InvalidSearch(f"{param.name}:{type_modifier}: {value!r} names another type")
-            return f"(s.target_id = {self.bind(target_id)} AND s.target_type = {self.bind(target_type)})"
+            return f"(s.target_id = {self.bind(target_id)} AND s.target_type = {literal(target_type)})"
         if type_modifier is not None:
-            return f"(s.target_id = {self.bind(value)} AND s.target_type = {self.bind(type_modifier)})"
+            return f"(s.target_id = {self.bind(value)} AND s.target_type = {literal(type_modifier)})"
         if len(param.targets) == 1:
-            return f"(s.target_id = {self.bind(value)} AND s.target_type = {self.bind(param.targets[0])})"
+            return f"(s.target_id = {self.bind(value)} AND s.target_type = {literal(param.targets[0])})"
         return f"s.target_id = {self.bind(value)}"
 
     def _type_modifier(self, param: SearchParameter, modifier: str) -> str | None:
@@ -454,14 +471,14 @@ class SearchCompiler:
         for target_type in targets:
             inner = self.condition(target, target_type, rest, value, depth + 1)
             if inner is not None:
-                per_type.append(f"({target}.res_type = {self.bind(target_type)} AND {inner})")
+                per_type.append(f"({target}.res_type = {literal(target_type)} AND {inner})")
         if not per_type:
             return None
         refs = f"c{depth}"
         rows = (
             f"SELECT {refs}.res_pk FROM sp_reference {refs} JOIN resource {target}"
             f" ON {target}.res_type = {refs}.target_type AND {target}.res_id = {refs}.target_id"
-            f" WHERE {refs}.res_type = {self.bind(res_type)} AND {refs}.param = {self.bind(param.name)}"
+            f" WHERE {refs}.res_type = {literal(res_type)} AND {refs}.param = {literal(param.name)}"
             f" AND {target}.deleted = false AND {_any(per_type)}"
         )
         return f"{alias}.pk IN ({rows})"
@@ -477,7 +494,7 @@ def _stored(row: Any) -> StoredResource:
 
 
 def _where(compiler: SearchCompiler, res_type: str, conditions: list[str]) -> str:
-    return " AND ".join([f"r.res_type = {compiler.bind(res_type)}", "r.deleted = false", *conditions])
+    return " AND ".join([f"r.res_type = {literal(res_type)}", "r.deleted = false", *conditions])
 
 
 async def find_matches(
@@ -534,9 +551,9 @@ async def _forward_rows(
         f" WHERE s.res_pk IN ({b.many(pks)}) AND r.deleted = false"
     )
     if inc.param != "*":
-        sql += f" AND s.param = {b(inc.param)}"
+        sql += f" AND s.param = {literal(inc.param)}"
     if inc.target is not None:
-        sql += f" AND s.target_type = {b(inc.target)}"
+        sql += f" AND s.target_type = {literal(inc.target)}"
     sql += f" ORDER BY r.pk LIMIT {b(MAX_INCLUDES)}"
     return [(row.pk, _stored(row)) for row in (await conn.execute(text(sql), b.values)).all()]
 
@@ -551,15 +568,15 @@ async def _reverse_rows(
     if not by_type:
         return []
     b = Binder()
-    targets = _any([f"(s.target_type = {b(t)} AND s.target_id IN ({b.many(ids)}))" for t, ids in by_type.items()])
+    targets = _any([f"(s.target_type = {literal(t)} AND s.target_id IN ({b.many(ids)}))" for t, ids in by_type.items()])
     sql = (
         f"SELECT {_COLUMNS} FROM sp_reference s JOIN resource r ON r.pk = s.res_pk"
         f" WHERE {targets} AND r.deleted = false"
     )
     if inc.source != "*":
-        sql += f" AND s.res_type = {b(inc.source)}"
+        sql += f" AND s.res_type = {literal(inc.source)}"
     if inc.param != "*":
-        sql += f" AND s.param = {b(inc.param)}"
+        sql += f" AND s.param = {literal(inc.param)}"
     sql += f" ORDER BY r.pk LIMIT {b(MAX_INCLUDES)}"
     return [(row.pk, _stored(row)) for row in (await conn.execute(text(sql), b.values)).all()]
 
