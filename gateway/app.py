@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,6 +18,18 @@ from gateway.store.timeutil import now_us, to_instant
 from gateway.validation import validate_resource
 
 
+def settle_memory() -> None:
+    """After start-up, move what is loaded (models, registries, profiles) out of the garbage collector's way.
+
+    Everything alive now lives as long as the process; ``gc.freeze`` stops full collections from walking it
+    again and again, which showed as latency spikes under load. Young collections run less often too: a request
+    allocates many short-lived objects that reference counting frees anyway.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(settings)
@@ -24,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        settle_memory()
         try:
             yield
         finally:

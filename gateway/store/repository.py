@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -37,6 +37,7 @@ from gateway.store.models import (
 )
 from gateway.store.records import HistoryPage, Outcome, StoredResource, WriteResult
 from gateway.store.search import SearchResult, execute_search, find_matches
+from gateway.store.statements import fetch_one
 from gateway.store.timeutil import now_us, to_instant
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -104,14 +105,11 @@ def _fail(problems: Sequence[Issue], res_type: str) -> InvalidResource:
     return InvalidResource(f"{res_type} failed validation: {len(problems)} issue(s)", issues=problems)
 
 
-#: Reads are the hot path: their statements are built once (SQLAlchemy then reuses the compiled form).
-_READ_CURRENT = select(resource.c.version_id, resource.c.last_updated, resource.c.content).where(
-    resource.c.res_type == bindparam("res_type"), resource.c.res_id == bindparam("res_id")
-)
-_READ_VERSION = select(resource_version.c.last_updated, resource_version.c.content, resource_version.c.method).where(
-    resource_version.c.res_type == bindparam("res_type"),
-    resource_version.c.res_id == bindparam("res_id"),
-    resource_version.c.version_id == bindparam("version_id"),
+#: Reads are the hot path: fixed statements run by :mod:`gateway.store.statements` (asyncpg directly on PostgreSQL).
+_READ_CURRENT = "SELECT version_id, last_updated, content FROM resource WHERE res_type = :res_type AND res_id = :res_id"
+_READ_VERSION = (
+    "SELECT last_updated, content, method FROM resource_version"
+    " WHERE res_type = :res_type AND res_id = :res_id AND version_id = :version_id"
 )
 
 
@@ -182,25 +180,27 @@ class SqlFhirRepository:
 
     async def read(self, res_type: str, res_id: str) -> StoredResource:
         async with self._reading() as conn:
-            row = (await conn.execute(_READ_CURRENT, {"res_type": res_type, "res_id": res_id})).first()
+            row = await fetch_one(conn, _READ_CURRENT, {"res_type": res_type, "res_id": res_id})
         if row is None:
             raise NotFound(f"{res_type}/{res_id} is not known")
-        if row.content is None:
+        version_id, last_updated, content = row
+        if content is None:
             raise Gone(
                 f"{res_type}/{res_id} was deleted",
-                headers={"ETag": f'W/"{row.version_id}"'},
+                headers={"ETag": f'W/"{version_id}"'},
             )
-        return StoredResource(res_type, res_id, row.version_id, row.last_updated, row.content)
+        return StoredResource(res_type, res_id, version_id, last_updated, content)
 
     async def vread(self, res_type: str, res_id: str, version_id: int) -> StoredResource:
         async with self._reading() as conn:
             params = {"res_type": res_type, "res_id": res_id, "version_id": version_id}
-            row = (await conn.execute(_READ_VERSION, params)).first()
+            row = await fetch_one(conn, _READ_VERSION, params)
         if row is None:
             raise NotFound(f"{res_type}/{res_id} has no version {version_id}")
-        if row.content is None:
+        last_updated, content, method = row
+        if content is None:
             raise Gone(f"version {version_id} of {res_type}/{res_id} is a deletion")
-        return StoredResource(res_type, res_id, version_id, row.last_updated, row.content, row.method)
+        return StoredResource(res_type, res_id, version_id, last_updated, content, method)
 
     async def history(
         self,

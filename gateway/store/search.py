@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.errors import InvalidSearch
@@ -43,6 +42,7 @@ from gateway.store.searchparams import (
     parameter,
     reference_parameters,
 )
+from gateway.store.statements import fetch, fetch_one
 from mappings.fhir import SUPPORTED_TYPES
 
 PAGING_PARAMS = frozenset({"_count", "_offset", "_sort", "_total", "_summary", "_elements"})
@@ -490,7 +490,12 @@ _COLUMNS = "r.pk, r.res_type, r.res_id, r.version_id, r.last_updated, r.content"
 
 
 def _stored(row: Any) -> StoredResource:
-    return StoredResource(row.res_type, row.res_id, row.version_id, row.last_updated, row.content)
+    return StoredResource(row[1], row[2], row[3], row[4], row[5])  # the order of _COLUMNS
+
+
+async def _count(conn: AsyncConnection, sql: str, values: dict[str, Any]) -> int:
+    row = await fetch_one(conn, sql, values)
+    return int(row[0]) if row is not None else 0
 
 
 def _where(compiler: SearchCompiler, res_type: str, conditions: list[str]) -> str:
@@ -511,7 +516,7 @@ async def find_matches(
         if cond is not None:
             conds.append(cond)
     sql = f"SELECT r.res_id FROM resource r WHERE {_where(compiler, res_type, conds)} LIMIT {compiler.bind(limit)}"
-    return [row[0] for row in (await conn.execute(text(sql), compiler.bind.values)).all()]
+    return [row[0] for row in await fetch(conn, sql, compiler.bind.values)]
 
 
 async def _include_rows(
@@ -555,7 +560,7 @@ async def _forward_rows(
     if inc.target is not None:
         sql += f" AND s.target_type = {literal(inc.target)}"
     sql += f" ORDER BY r.pk LIMIT {b(MAX_INCLUDES)}"
-    return [(row.pk, _stored(row)) for row in (await conn.execute(text(sql), b.values)).all()]
+    return [(row[0], _stored(row)) for row in await fetch(conn, sql, b.values)]
 
 
 async def _reverse_rows(
@@ -578,7 +583,7 @@ async def _reverse_rows(
     if inc.param != "*":
         sql += f" AND s.param = {literal(inc.param)}"
     sql += f" ORDER BY r.pk LIMIT {b(MAX_INCLUDES)}"
-    return [(row.pk, _stored(row)) for row in (await conn.execute(text(sql), b.values)).all()]
+    return [(row[0], _stored(row)) for row in await fetch(conn, sql, b.values)]
 
 
 async def execute_search(
@@ -599,21 +604,19 @@ async def execute_search(
     )
     count_sql = f"SELECT count(*) FROM resource r WHERE {where}"
     if parsed.summary == "count" or parsed.count == 0:
-        result.total = (await conn.execute(text(count_sql), values)).scalar_one()
+        result.total = await _count(conn, count_sql, values)
         return result
     order = ", ".join([*parsed.sort, "r.pk"])
     page_sql = f"SELECT {_COLUMNS} FROM resource r WHERE {where} ORDER BY {order} LIMIT :page_limit OFFSET :page_offset"
-    rows = (
-        await conn.execute(text(page_sql), {**values, "page_limit": parsed.count + 1, "page_offset": parsed.offset})
-    ).all()
+    rows = await fetch(conn, page_sql, {**values, "page_limit": parsed.count + 1, "page_offset": parsed.offset})
     result.has_next = len(rows) > parsed.count
-    page = [(row.pk, _stored(row)) for row in rows[: parsed.count]]
+    page = [(row[0], _stored(row)) for row in rows[: parsed.count]]
     result.matches = [stored for _pk, stored in page]
     if parsed.total_mode != "none":
         if not result.has_next and (page or parsed.offset == 0):
             result.total = parsed.offset + len(page)
         else:
-            result.total = (await conn.execute(text(count_sql), values)).scalar_one()
+            result.total = await _count(conn, count_sql, values)
     if parsed.includes and page:
         seen = {pk for pk, _ in page}
         included = await _include_rows(conn, parsed.includes, page, seen, iterate_only=False)
