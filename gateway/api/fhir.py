@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from gateway.api.bundles import process_bundle
-from gateway.api.deps import CallerDep, RepositoryDep
+from gateway.api.deps import CallerDep
 from gateway.api.negotiation import check_format
 from gateway.api.outcomes import FHIR_JSON, information
 from gateway.api.render import render_history, render_search
@@ -26,6 +26,7 @@ from gateway.errors import (
     UnsupportedResourceType,
 )
 from gateway.store.records import Outcome, StoredResource, WriteResult
+from gateway.store.repository import FhirRepository
 from gateway.store.timeutil import to_http_date
 from mappings.fhir import is_supported_type
 
@@ -35,13 +36,24 @@ ACCEPTED_BODY_TYPES = ("application/fhir+json", "application/json", "application
 CONTROL_PARAMS = ("_format", "_pretty")
 
 
-async def resource_type(res_type: str) -> str:
+def resource_type(res_type: str) -> str:
     if not is_supported_type(res_type):
         raise UnsupportedResourceType(f"resource type {res_type!r} is not served by this gateway")
     return res_type
 
 
-TypeDep = Annotated[str, Depends(resource_type)]
+#: For routes outside this module (operations); the hot routes below check the type inline (one dependency less).
+async def _checked_type(res_type: str) -> str:
+    return resource_type(res_type)  # async: FastAPI would run a plain function in its thread pool
+
+
+TypeDep = Annotated[str, Depends(_checked_type)]
+
+
+def repository(request: Request) -> FhirRepository:
+    """The repository the app was built with (tests swap ``app.state.repository``)."""
+    repo: FhirRepository = request.app.state.repository
+    return repo
 
 
 def base_url(request: Request) -> str:
@@ -137,14 +149,16 @@ def _if_none_exist(request: Request) -> list[tuple[str, str]] | None:
 
 
 @router.post("", summary="Process a batch or transaction Bundle")
-async def bundle(request: Request, repo: RepositoryDep, caller: CallerDep) -> Response:
+async def bundle(request: Request, caller: CallerDep) -> Response:
+    repo = repository(request)
     body = await read_body(request)
     result = await process_bundle(repo, body, base_url(request), prefer=request.headers.get("prefer", ""))
     return Response(result, media_type=FHIR_JSON)
 
 
 @router.get("/_history", summary="History of all resources")
-async def system_history(request: Request, repo: RepositoryDep, caller: CallerDep) -> Response:
+async def system_history(request: Request, caller: CallerDep) -> Response:
+    repo = repository(request)
     return await render_history(request, repo, None, None, base_url(request))
 
 
@@ -152,13 +166,17 @@ async def system_history(request: Request, repo: RepositoryDep, caller: CallerDe
 
 
 @router.get("/{res_type}", summary="Search")
-async def search(res_type: TypeDep, request: Request, repo: RepositoryDep, caller: CallerDep) -> Response:
+async def search(res_type: str, request: Request, caller: CallerDep) -> Response:
+    res_type = resource_type(res_type)
+    repo = repository(request)
     result = await repo.search(res_type, query_params(request), strict=not _lenient(request))
     return render_search(result, res_type, base_url(request))
 
 
 @router.post("/{res_type}/_search", summary="Search by POST (form-encoded parameters)")
-async def search_post(res_type: TypeDep, request: Request, repo: RepositoryDep, caller: CallerDep) -> Response:
+async def search_post(res_type: str, request: Request, caller: CallerDep) -> Response:
+    res_type = resource_type(res_type)
+    repo = repository(request)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in ("application/x-www-form-urlencoded", ""):
         raise UnsupportedMediaType("search by POST takes application/x-www-form-urlencoded parameters")
@@ -172,7 +190,9 @@ async def search_post(res_type: TypeDep, request: Request, repo: RepositoryDep, 
 
 
 @router.post("/{res_type}", summary="Create (conditional with If-None-Exist)")
-async def create(res_type: TypeDep, request: Request, repo: RepositoryDep, caller: CallerDep) -> Response:
+async def create(res_type: str, request: Request, caller: CallerDep) -> Response:
+    res_type = resource_type(res_type)
+    repo = repository(request)
     body = await read_body(request)
     if isinstance(body, dict) and body.get("resourceType") != res_type:
         raise InvalidResource(
@@ -187,7 +207,9 @@ async def create(res_type: TypeDep, request: Request, repo: RepositoryDep, calle
 
 
 @router.put("/{res_type}", summary="Conditional update")
-async def conditional_update(res_type: TypeDep, request: Request, repo: RepositoryDep, caller: CallerDep) -> Response:
+async def conditional_update(res_type: str, request: Request, caller: CallerDep) -> Response:
+    res_type = resource_type(res_type)
+    repo = repository(request)
     criteria = query_params(request)
     if not criteria:
         raise InvalidRequest("a conditional update needs search criteria in the URL")
@@ -199,7 +221,9 @@ async def conditional_update(res_type: TypeDep, request: Request, repo: Reposito
 
 
 @router.delete("/{res_type}", summary="Conditional delete")
-async def conditional_delete(res_type: TypeDep, request: Request, repo: RepositoryDep, caller: CallerDep) -> Response:
+async def conditional_delete(res_type: str, request: Request, caller: CallerDep) -> Response:
+    res_type = resource_type(res_type)
+    repo = repository(request)
     criteria = query_params(request)
     if not criteria:
         raise InvalidRequest("a conditional delete needs search criteria in the URL")
@@ -209,7 +233,9 @@ async def conditional_delete(res_type: TypeDep, request: Request, repo: Reposito
 
 
 @router.get("/{res_type}/_history", summary="History of a resource type")
-async def type_history(res_type: TypeDep, request: Request, repo: RepositoryDep, caller: CallerDep) -> Response:
+async def type_history(res_type: str, request: Request, caller: CallerDep) -> Response:
+    res_type = resource_type(res_type)
+    repo = repository(request)
     return await render_history(request, repo, res_type, None, base_url(request))
 
 
@@ -217,33 +243,41 @@ async def type_history(res_type: TypeDep, request: Request, repo: RepositoryDep,
 
 
 @router.get("/{res_type}/{res_id}", summary="Read")
-async def read(res_type: TypeDep, res_id: str, repo: RepositoryDep, caller: CallerDep) -> Response:
+async def read(res_type: str, res_id: str, request: Request, caller: CallerDep) -> Response:
+    res_type = resource_type(res_type)
+    repo = repository(request)
     return read_response(await repo.read(res_type, res_id))
 
 
 @router.put("/{res_type}/{res_id}", summary="Update (or create with a client-assigned id); If-Match honoured")
-async def update(res_type: TypeDep, res_id: str, request: Request, repo: RepositoryDep, caller: CallerDep) -> Response:
+async def update(res_type: str, res_id: str, request: Request, caller: CallerDep) -> Response:
+    res_type = resource_type(res_type)
+    repo = repository(request)
     body = await read_body(request)
     result = await repo.update(res_type, res_id, body, if_match=parse_if_match(request.headers.get("if-match")))
     return write_response(request, result, _status_for(result))
 
 
 @router.delete("/{res_type}/{res_id}", summary="Delete")
-async def delete(res_type: TypeDep, res_id: str, repo: RepositoryDep, caller: CallerDep) -> Response:
+async def delete(res_type: str, res_id: str, request: Request, caller: CallerDep) -> Response:
+    res_type = resource_type(res_type)
+    repo = repository(request)
     result = await repo.delete(res_type, res_id)
     headers = {"ETag": result.resource.etag} if result.resource else {}
     return Response(status_code=204, headers=headers)
 
 
 @router.get("/{res_type}/{res_id}/_history", summary="History of a resource")
-async def instance_history(
-    res_type: TypeDep, res_id: str, request: Request, repo: RepositoryDep, caller: CallerDep
-) -> Response:
+async def instance_history(res_type: str, res_id: str, request: Request, caller: CallerDep) -> Response:
+    res_type = resource_type(res_type)
+    repo = repository(request)
     return await render_history(request, repo, res_type, res_id, base_url(request))
 
 
 @router.get("/{res_type}/{res_id}/_history/{version_id}", summary="Read a version (vread)")
-async def vread(res_type: TypeDep, res_id: str, version_id: str, repo: RepositoryDep, caller: CallerDep) -> Response:
+async def vread(res_type: str, res_id: str, version_id: str, request: Request, caller: CallerDep) -> Response:
+    res_type = resource_type(res_type)
+    repo = repository(request)
     if not version_id.isdigit():
         raise InvalidRequest(f"version {version_id!r} is not a number")
     return read_response(await repo.vread(res_type, res_id, int(version_id)))
