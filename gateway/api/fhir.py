@@ -14,7 +14,6 @@ from starlette.responses import Response
 
 from gateway.api.bundles import process_bundle
 from gateway.api.deps import CallerDep
-from gateway.api.negotiation import check_format
 from gateway.api.outcomes import FHIR_JSON, information
 from gateway.api.render import render_history, render_search
 from gateway.errors import (
@@ -30,7 +29,7 @@ from gateway.store.repository import FhirRepository
 from gateway.store.timeutil import to_http_date
 from mappings.fhir import is_supported_type
 
-router = APIRouter(prefix="/fhir", tags=["FHIR R4"], dependencies=[Depends(check_format)])
+router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
 
 ACCEPTED_BODY_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
 CONTROL_PARAMS = ("_format", "_pretty")

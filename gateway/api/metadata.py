@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from gateway import __version__
-from gateway.api.negotiation import check_format
 from gateway.api.outcomes import FHIR_JSON
 from gateway.store.searchparams import parameters_for, reference_parameters
 from mappings.fhir import FHIR_VERSION, SUPPORTED_TYPES
 
-router = APIRouter(prefix="/fhir", tags=["FHIR R4"], dependencies=[Depends(check_format)])
+router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
 
 TYPE_INTERACTIONS = (
     "read",

@@ -10,17 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from gateway.api.deps import CallerDep, RepositoryDep
 from gateway.api.fhir import TypeDep, read_body
-from gateway.api.negotiation import check_format
 from gateway.api.outcomes import FHIR_JSON, operation_outcome
 from gateway.errors import InvalidRequest, Issue
 from gateway.validation import validate_fully
 
-router = APIRouter(prefix="/fhir", tags=["FHIR R4 operations"], dependencies=[Depends(check_format)])
+router = APIRouter(prefix="/fhir", tags=["FHIR R4 operations"])
 
 ALL_OK = Issue("informational", "no problems found", severity="information")
 

@@ -46,9 +46,14 @@ def information(message: str) -> dict[str, object]:
     return operation_outcome([Issue("informational", message, severity="information")])
 
 
+def response_for(exc: GatewayError) -> Response:
+    """The OperationOutcome answer for a gateway error (also used by middleware, outside the routes)."""
+    return outcome_response(exc.status, exc.issues, exc.headers)
+
+
 async def _gateway_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
-    return outcome_response(exc.status, exc.issues, exc.headers)
+    return response_for(exc)
 
 
 async def _http_error(_request: Request, exc: Exception) -> Response:

@@ -199,8 +199,10 @@ def _terminology_codes() -> dict[str, tuple[Concept, ...]]:
     """Codes from :mod:`mappings.keyworking.terminology`, when the domain mappings publish them."""
     try:
         from mappings.keyworking import terminology  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return {}
+    except ModuleNotFoundError as exc:
+        if exc.name in ("mappings.keyworking", "mappings.keyworking.terminology"):
+            return {}  # not written yet: the tables below are used
+        raise
     tables: dict[str, tuple[Concept, ...]] = {}
     published = getattr(terminology, "CODE_SYSTEMS", None)
     if isinstance(published, dict):
