@@ -49,6 +49,9 @@ def capability_statement(base: str, date: str) -> dict[str, object]:
                 "conditionalRead": "not-supported",
                 "conditionalUpdate": True,
                 "conditionalDelete": "multiple",
+                "operation": [
+                    {"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}
+                ],
                 "searchInclude": [f"{res_type}:{p.name}" for p in reference_parameters(res_type)],
                 "searchRevInclude": rev_includes(res_type),
                 "searchParam": [

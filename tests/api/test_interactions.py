@@ -187,6 +187,10 @@ async def test_capability_statement_matches_the_routes(client: httpx.AsyncClient
         assert (await client.get(f"/fhir/{res_type}/_history", params={"_count": "1"})).status_code == 200
     interactions = {i["code"] for i in statement["rest"][0]["interaction"]}
     assert {"transaction", "batch", "history-system"} <= interactions
+    patient_ops = {op["name"] for op in resources["Patient"]["operation"]}
+    assert patient_ops == {"validate"}
+    checked = await client.post("/fhir/Patient/$validate", json={"resourceType": "Patient", "birthDate": "bad"})
+    assert checked.status_code == 200 and checked.json()["resourceType"] == "OperationOutcome"
 
 
 _NAME = st.text(st.characters(whitelist_categories=("Lu", "Ll", "Zs")), min_size=1, max_size=20).filter(
