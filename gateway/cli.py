@@ -79,6 +79,78 @@ def validate(
     raise typer.Exit(1 if errors else 0)
 
 
+hl7_app = typer.Typer(help="HL7 v2 message log and tools.", no_args_is_help=True)
+app.add_typer(hl7_app, name="hl7")
+
+
+@app.command()
+def mllp(
+    host: str | None = typer.Option(None, help="Address to listen on (default KWG_MLLP_HOST)"),
+    port: int | None = typer.Option(None, help="Port to listen on (default KWG_MLLP_PORT, 2575)"),
+    migrate: bool = typer.Option(True, help="Apply database migrations before starting"),
+    cohort_filter: bool = typer.Option(True, help="Keep only messages about people in the FHIR store"),
+) -> None:
+    """Start the HL7 v2 MLLP listener: each message is stored durably, then ACKed."""
+    import asyncio
+
+    from gateway.hl7v2.server import run_mllp
+
+    settings = load_settings()
+    if migrate:
+        from gateway.store.migrate import upgrade
+
+        upgrade(settings)
+
+    def announce(bound_host: str, bound_port: int) -> None:
+        typer.echo(f"MLLP listening on {bound_host}:{bound_port} ({_describe(settings.resolved_database_url)})")
+
+    asyncio.run(
+        run_mllp(
+            settings,
+            host or settings.mllp_host,
+            settings.mllp_port if port is None else port,
+            cohort_filter=cohort_filter,
+            announce=announce,
+        )
+    )
+
+
+@hl7_app.command("purge")
+def hl7_purge(
+    days: int | None = typer.Option(None, help="Days raw messages are kept (default KWG_MLLP_RAW_RETENTION_DAYS)"),
+) -> None:
+    """Remove the raw content of logged HL7 messages older than the retention period (summary and status stay)."""
+    import asyncio
+
+    from gateway.hl7v2.log import purge_raw
+    from gateway.store.db import create_engine
+
+    settings = load_settings()
+
+    async def run() -> int:
+        engine = create_engine(settings)
+        try:
+            return await purge_raw(engine, settings.mllp_raw_retention_days if days is None else days)
+        finally:
+            await engine.dispose()
+
+    typer.echo(f"purged the raw content of {asyncio.run(run())} message(s)")
+
+
+@hl7_app.command("check")
+def hl7_check(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="An HL7 v2 message (ER7 text)")],
+) -> None:
+    """Check a message's envelope and structure (hl7apy, tolerant). Exit 1 when it cannot be accepted."""
+    from gateway.hl7v2.check import check_file
+
+    problems = check_file(file)
+    for problem in problems:
+        typer.echo(problem)
+    typer.echo(f"{file}: {len(problems)} problem(s)")
+    raise typer.Exit(1 if problems else 0)
+
+
 def configuration_errors(exc: ValidationError) -> list[str]:
     """One line per bad setting, naming its environment variable."""
     lines = []

@@ -63,10 +63,30 @@ class Settings(BaseSettings):
         description="Emit OpenTelemetry traces, metrics and logs (FastAPI native telemetry) to configured providers",
     )
 
+    mllp_host: str = Field(default="127.0.0.1", description="Address the HL7 v2 MLLP listener binds (kwg mllp)")
+    mllp_port: int = Field(default=2575, ge=0, le=65535, description="Port of the HL7 v2 MLLP listener")
+    mllp_max_message_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest HL7 v2 message accepted (AR with ERR beyond; the connection stays open)",
+    )
+    mllp_idle_timeout: float = Field(
+        default=600.0, ge=0, description="Seconds an MLLP connection may stay silent before it is closed (0: never)"
+    )
+    mllp_tls_cert: Path | None = Field(
+        default=None, description="PEM certificate: MLLP over TLS when set (with the key)"
+    )
+    mllp_tls_key: Path | None = Field(default=None, description="PEM private key of the MLLP TLS certificate")
+    mllp_raw_retention_days: int = Field(
+        default=30, ge=0, description="Days the raw HL7 v2 message is kept in the message log before it is purged"
+    )
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.default_page_size > self.max_page_size:
             raise ValueError("default_page_size must not exceed max_page_size")
+        if (self.mllp_tls_cert is None) != (self.mllp_tls_key is None):
+            raise ValueError("mllp_tls_cert and mllp_tls_key must be set together")
         return self
 
     @property

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -18,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.store.db import begin_write
 from gateway.store.hl7_tables import hl7_feed_count, hl7_message
@@ -39,6 +41,8 @@ class InboxItem:
     patient_key: str | None
     peer: str | None
     raw: bytes
+    summary: str | None = None  # parsed summary (JSON) for the message log
+    ack_code: str = "AA"  # the ACK this message gets once stored
 
 
 @dataclass(slots=True)
@@ -47,14 +51,50 @@ class _Waiting:
     future: asyncio.Future[Stored]
 
 
+_PG_ARRAY_COLUMNS = (
+    "sending_application",
+    "sending_facility",
+    "control_id",
+    "message_type",
+    "patient_key",
+    "peer",
+    "raw",
+    "summary",
+    "ack_code",
+)
+_PG_INSERT = (
+    "INSERT INTO hl7_message (sending_application, sending_facility, control_id, message_type, patient_key, peer,"
+    " raw, summary, ack_code, received_at, status, attempts)"
+    " SELECT a, f, c, t, p, pe, r, s, k, $1, 'received', 0"
+    " FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bytea[], $9::text[],"
+    " $10::text[]) WITH ORDINALITY AS u(a, f, c, t, p, pe, r, s, k, n) ORDER BY n"
+    " ON CONFLICT (sending_facility, control_id) DO NOTHING"
+    " RETURNING sending_facility, control_id"
+)
+
+
 def _day(us: int) -> str:
     return datetime.fromtimestamp(us / 1_000_000, tz=UTC).strftime("%Y-%m-%d")
 
 
 class HL7Inbox:
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = 500) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        max_batch: int = 500,
+        count_interval: float = 1.0,
+        on_commit: Callable[[int], None] | None = None,
+    ) -> None:
+        """``on_commit(n)`` is called after each commit that stored ``n`` new messages (the processing seam: it
+        wakes whatever hands stored messages on). Feed counts are written at most every ``count_interval``
+        seconds, inside a message batch's transaction, so they add no commit of their own."""
         self.engine = engine
         self.max_batch = max_batch
+        self.count_interval = count_interval
+        self.on_commit = on_commit
+        self._counts_written = 0.0
+        self._pg: AsyncConnection | None = None  # the writer's own connection on PostgreSQL
         self._queue: asyncio.Queue[_Waiting] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._uncounted: Counter[tuple[str, str, str, str]] = Counter()
@@ -69,6 +109,9 @@ class HL7Inbox:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
             self._writer = None
+        if self._pg is not None:
+            await self._pg.close()
+            self._pg = None
         await self._flush_counts()
 
     async def append(self, item: InboxItem) -> Stored:
@@ -99,6 +142,12 @@ class HL7Inbox:
             for waiting, result in zip(batch, results, strict=True):
                 if not waiting.future.done():
                     waiting.future.set_result(result)
+            stored = sum(1 for r in results if r is Stored.STORED)
+            if stored and self.on_commit is not None:
+                self.on_commit(stored)
+            if time.monotonic() - self._counts_written >= self.count_interval:
+                with contextlib.suppress(Exception):  # counts are statistics: kept in memory and retried
+                    await self._flush_counts()
 
     def _insert(self, dialect: str) -> Any:
         if dialect == "postgresql":
@@ -121,12 +170,27 @@ class HL7Inbox:
                 "peer": w.item.peer,
                 "received_at": ts,
                 "raw": w.item.raw,
+                "summary": w.item.summary,
+                "ack_code": w.item.ack_code,
                 "status": "received",
                 "attempts": 0,
             }
             for i, w in enumerate(batch)
             if first_index[keys[i]] == i
         ]
+        if self.engine.dialect.name == "postgresql":
+            inserted = await self._insert_postgresql(rows)
+        else:
+            inserted = await self._insert_sqlalchemy(rows)
+        results = [
+            Stored.STORED if first_index[key] == i and key in inserted else Stored.DUPLICATE
+            for i, key in enumerate(keys)
+        ]
+        for item, result in zip((w.item for w in batch), results, strict=True):
+            self._uncounted[(_day(ts), item.sending_facility, item.message_type, result.value)] += 1
+        return results
+
+    async def _insert_sqlalchemy(self, rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
         conn = await begin_write(self.engine)
         try:
             async with conn.begin():
@@ -136,17 +200,29 @@ class HL7Inbox:
                     .on_conflict_do_nothing(index_elements=["sending_facility", "control_id"])
                     .returning(hl7_message.c.sending_facility, hl7_message.c.control_id)
                 )
-                inserted = {(r[0], r[1]) for r in (await conn.execute(stmt)).all()}
-                results = [
-                    Stored.STORED if first_index[key] == i and key in inserted else Stored.DUPLICATE
-                    for i, key in enumerate(keys)
-                ]
-                for item, result in zip((w.item for w in batch), results, strict=True):
-                    self._uncounted[(_day(ts), item.sending_facility, item.message_type, result.value)] += 1
-                await self._write_counts(conn)
+                return {(r[0], r[1]) for r in (await conn.execute(stmt)).all()}
         finally:
             await conn.close()
-        return results
+
+    async def _insert_postgresql(self, rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
+        """One autocommit statement on asyncpg directly: the INSERT is its own transaction, so when it returns the
+        batch is committed (``synchronous_commit=on``: flushed to the WAL on disk). One round trip per batch."""
+        if self._pg is None:
+            conn = await self.engine.connect()
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            self._pg = conn
+        try:
+            raw = await self._pg.get_raw_connection()
+            driver: Any = raw.driver_connection
+            columns = [[row[name] for row in rows] for name in _PG_ARRAY_COLUMNS]
+            records = await driver.fetch(_PG_INSERT, rows[0]["received_at"], *columns)
+        except Exception:
+            conn, self._pg = self._pg, None
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+                await conn.close()
+            raise
+        return {(r[0], r[1]) for r in records}
 
     async def _flush_counts(self) -> None:
         if not self._uncounted:
@@ -162,6 +238,7 @@ class HL7Inbox:
         if not self._uncounted:
             return
         pending, self._uncounted = self._uncounted, Counter()
+        self._counts_written = time.monotonic()
         dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
         for (day, facility, message_type, outcome), n in pending.items():
             stmt = dialect_insert(hl7_feed_count).values(

@@ -24,6 +24,8 @@ hl7_message = Table(
     Column("peer", String(64), nullable=True),
     Column("received_at", BigInteger, nullable=False),
     Column("raw", LargeBinary, nullable=True),  # None once purged
+    Column("summary", Text, nullable=True),  # parsed summary (JSON): event, trigger time, visit, ...
+    Column("ack_code", String(2), nullable=True),  # AA | AE | AR as sent
     Column("status", String(16), nullable=False),  # received | processed | failed | purged
     Column("attempts", Integer, nullable=False, default=0),
     Column("error", Text, nullable=True),

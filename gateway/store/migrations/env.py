@@ -7,6 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import gateway.store.hl7_tables  # noqa: F401  (registers the HL7 inbox tables on the metadata)
 from gateway.settings import load_settings
 from gateway.store.db import create_engine
 from gateway.store.models import metadata

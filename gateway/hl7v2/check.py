@@ -1,0 +1,43 @@
+"""``kwg hl7 check FILE``: the listener's own envelope checks, then an hl7apy structure check.
+
+hl7apy is far too slow for the path every message takes (about 20 ms a message), but it knows the HL7 message
+structures; here it runs once, on demand, in tolerant mode (strict mode rejects real NHS feeds, e.g. an ODS code
+in PD1-3.3).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.hl7v2.decoding import decode_message
+from gateway.hl7v2.listener import check_envelope
+from mappings.hl7v2.tokenizer import HL7ParseError, peek
+
+
+def check_text(payload: bytes) -> list[str]:
+    """Problems found, one line each; empty when the message would be accepted and hl7apy can parse it."""
+    try:
+        text = decode_message(payload)
+        envelope = peek(text)
+    except HL7ParseError as exc:
+        return [f"error: {exc}"]
+    problems = []
+    error = check_envelope(envelope)
+    if error is not None:
+        problems.append(f"error: {error.segment}-{error.field}: {error.message}")
+    from hl7apy.core import Message
+    from hl7apy.exceptions import HL7apyException
+    from hl7apy.parser import parse_message
+
+    try:
+        message: Message = parse_message(text, find_groups=True)
+        message.validate()
+    except HL7apyException as exc:
+        problems.append(f"structure: {exc}")
+    except Exception as exc:  # hl7apy raises plain exceptions for some malformed input
+        problems.append(f"structure: {type(exc).__name__}: {exc}")
+    return problems
+
+
+def check_file(path: Path) -> list[str]:
+    return check_text(path.read_bytes())

@@ -1,0 +1,54 @@
+"""Run the MLLP listener as a process (``kwg mllp``): engine, inbox writer, cohort lookup, TLS, clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+
+from gateway.hl7v2.ack import AckIdentity
+from gateway.hl7v2.cohort import CohortLookup, EveryoneInCohort, FhirCohortLookup
+from gateway.hl7v2.inbox import HL7Inbox
+from gateway.hl7v2.listener import ListenerConfig, MllpListener, tls_context
+from gateway.settings import Settings
+from gateway.store.db import create_engine
+
+
+async def run_mllp(
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    cohort_filter: bool = True,
+    announce: Callable[[str, int], None] | None = None,
+) -> None:
+    """Listen until SIGINT/SIGTERM. ``announce(host, port)`` is called once the socket is bound."""
+    engine = create_engine(settings)
+    inbox = HL7Inbox(engine)
+    cohort: CohortLookup = FhirCohortLookup(engine) if cohort_filter else EveryoneInCohort()
+    config = ListenerConfig(
+        max_message_bytes=settings.mllp_max_message_bytes,
+        idle_timeout=settings.mllp_idle_timeout,
+        identity=AckIdentity(),
+    )
+    tls = None
+    if settings.mllp_tls_cert is not None and settings.mllp_tls_key is not None:
+        tls = tls_context(settings.mllp_tls_cert, settings.mllp_tls_key)
+    listener = MllpListener(inbox, cohort, config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await inbox.start()
+    server = await listener.serve(host, port, tls=tls)
+    try:
+        bound = server.sockets[0].getsockname()
+        if announce is not None:
+            announce(str(bound[0]), int(bound[1]))
+        await stop.wait()
+    finally:
+        server.close()
+        await listener.close_connections()
+        await server.wait_closed()
+        await inbox.stop()
+        await engine.dispose()
