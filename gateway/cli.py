@@ -141,14 +141,15 @@ def hl7_purge(
 def hl7_check(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="An HL7 v2 message (ER7 text)")],
 ) -> None:
-    """Check a message's envelope and structure (hl7apy, tolerant). Exit 1 when it cannot be accepted."""
+    """Check a message's envelope and structure (hl7apy, tolerant). Exit 1 when it would not be accepted."""
     from gateway.hl7v2.check import check_file
 
-    problems = check_file(file)
-    for problem in problems:
-        typer.echo(problem)
-    typer.echo(f"{file}: {len(problems)} problem(s)")
-    raise typer.Exit(1 if problems else 0)
+    findings = check_file(file)
+    for finding in findings:
+        typer.echo(finding)
+    errors = sum(1 for f in findings if f.startswith("error"))
+    typer.echo(f"{file}: {errors} error(s), {len(findings) - errors} warning(s)")
+    raise typer.Exit(1 if errors else 0)
 
 
 def configuration_errors(exc: ValidationError) -> list[str]:

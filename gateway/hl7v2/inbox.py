@@ -225,30 +225,28 @@ class HL7Inbox:
         return {(r[0], r[1]) for r in records}
 
     async def _flush_counts(self) -> None:
+        """Add the counts gathered in memory to ``hl7_feed_count``; on failure they stay in memory for next time."""
+        self._counts_written = time.monotonic()
         if not self._uncounted:
             return
+        pending = Counter(self._uncounted)
         conn = await begin_write(self.engine)
         try:
             async with conn.begin():
-                await self._write_counts(conn)
+                dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+                for (day, facility, message_type, outcome), n in pending.items():
+                    stmt = dialect_insert(hl7_feed_count).values(
+                        day=day, sending_facility=facility, message_type=message_type, outcome=outcome, count=n
+                    )
+                    stmt = stmt.on_conflict_do_update(
+                        index_elements=["day", "sending_facility", "message_type", "outcome"],
+                        set_={"count": hl7_feed_count.c.count + n},
+                    )
+                    await conn.execute(stmt)
         finally:
             await conn.close()
-
-    async def _write_counts(self, conn: Any) -> None:
-        if not self._uncounted:
-            return
-        pending, self._uncounted = self._uncounted, Counter()
-        self._counts_written = time.monotonic()
-        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        for (day, facility, message_type, outcome), n in pending.items():
-            stmt = dialect_insert(hl7_feed_count).values(
-                day=day, sending_facility=facility, message_type=message_type, outcome=outcome, count=n
-            )
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["day", "sending_facility", "message_type", "outcome"],
-                set_={"count": hl7_feed_count.c.count + n},
-            )
-            await conn.execute(stmt)
+        self._uncounted.subtract(pending)
+        self._uncounted = +self._uncounted  # drop the zero entries
 
     async def mark(self, message_id: int, status: str, error: str | None = None) -> None:
         conn = await begin_write(self.engine)

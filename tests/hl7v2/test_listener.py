@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.hl7v2.cohort import CohortLookup, EveryoneInCohort
 from gateway.hl7v2.framing import frame
 from gateway.hl7v2.inbox import HL7Inbox
-from gateway.hl7v2.listener import ListenerConfig, MllpListener
+from gateway.hl7v2.listener import ListenerConfig, MllpListener, tls_context
 from gateway.store.hl7_tables import hl7_message
 from mappings.hl7v2.tokenizer import Envelope
 
@@ -253,3 +253,43 @@ async def test_many_senders_at_once_keep_their_order(running: Running) -> None:
     for n in range(8):  # per connection, stored in the order sent
         mine = [c for c in stored if c.startswith(f"S{n:02d}-")]
         assert mine == sorted(mine)
+
+
+async def test_mllp_over_tls(engine: AsyncEngine, tmp_path: Path) -> None:
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    inbox = HL7Inbox(engine)
+    await inbox.start()
+    listener = MllpListener(inbox, EveryoneInCohort())
+    server = await listener.serve("127.0.0.1", 0, tls=tls_context(cert, key))
+    port = server.sockets[0].getsockname()[1]
+    facility = f"T{uuid.uuid4().hex[:10]}"
+    try:
+        client = ssl.create_default_context(cafile=str(cert))
+        client.check_hostname = False
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client)
+        writer.write(frame(with_envelope(SAMPLES[0].read_bytes(), facility, "tls-1")))
+        await writer.drain()
+        assert b"MSA|AA|tls-1" in await reader.readuntil(b"\x1c\r")
+        await _close(writer)
+        # a plain-text sender on the TLS port gets no HL7 answer and does not disturb the listener
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(frame(b"MSH|^~\\&|x"))
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), timeout=5) == b""
+        await _close(writer)
+    finally:
+        server.close()
+        await listener.close_connections()
+        await inbox.stop()
