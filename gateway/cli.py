@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -51,15 +54,37 @@ def serve(
         upgrade(settings)
     os.environ.setdefault("KWG_HOME", str(settings.home))
     typer.echo(f"Keyworking Gateway on http://{host}:{port}/fhir ({_describe(settings.resolved_database_url)})")
-    uvicorn.run(
-        "gateway.app:create_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        access_log=False,
-    )
+    listener = _start_mllp_child() if settings.mllp_enabled else None
+    try:
+        uvicorn.run(
+            "gateway.app:create_app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            access_log=False,
+        )
+    finally:
+        if listener is not None:
+            _stop_child(listener)
+
+
+def _start_mllp_child() -> subprocess.Popen[bytes]:
+    """``kwg mllp`` beside the HTTP workers: one listener process, so each connection's order is one process's."""
+    command = [sys.executable, "-m", "gateway.cli", "mllp", "--no-migrate", "--parent", str(os.getpid())]
+    typer.echo("starting the HL7 v2 MLLP listener (KWG_MLLP_ENABLED)")
+    return subprocess.Popen(command)
+
+
+def _stop_child(child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 @app.command()
@@ -89,6 +114,7 @@ def mllp(
     port: int | None = typer.Option(None, help="Port to listen on (default KWG_MLLP_PORT, 2575)"),
     migrate: bool = typer.Option(True, help="Apply database migrations before starting"),
     cohort_filter: bool = typer.Option(True, help="Keep only messages about people in the FHIR store"),
+    parent: int | None = typer.Option(None, hidden=True, help="Stop when this process id is gone (kwg serve)"),
 ) -> None:
     """Start the HL7 v2 MLLP listener: each message is stored durably, then ACKed."""
     import asyncio
@@ -111,6 +137,7 @@ def mllp(
             settings.mllp_port if port is None else port,
             cohort_filter=cohort_filter,
             announce=announce,
+            parent_pid=parent,
         )
     )
 

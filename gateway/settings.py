@@ -63,6 +63,9 @@ class Settings(BaseSettings):
         description="Emit OpenTelemetry traces, metrics and logs (FastAPI native telemetry) to configured providers",
     )
 
+    mllp_enabled: bool = Field(
+        default=False, description="kwg serve also starts the HL7 v2 MLLP listener (as its own child process)"
+    )
     mllp_host: str = Field(default="127.0.0.1", description="Address the HL7 v2 MLLP listener binds (kwg mllp)")
     mllp_port: int = Field(default=2575, ge=0, le=65535, description="Port of the HL7 v2 MLLP listener")
     mllp_max_message_bytes: int = Field(

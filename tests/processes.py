@@ -51,20 +51,25 @@ def scratch_postgres_database(admin_url: str) -> Iterator[str]:
 
 @contextmanager
 def running_gateway(
-    database_url: str | None = None, *, workers: int = 1, timeout_s: float = 60.0
+    database_url: str | None = None,
+    *,
+    workers: int = 1,
+    timeout_s: float = 60.0,
+    env: dict[str, str] | None = None,
 ) -> Iterator[RunningGateway]:
     """``kwg serve`` on a free port (migrating first), its output in a log file; stopped with SIGTERM after."""
     home = tempfile.mkdtemp(prefix="kwg-it-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KWG_")}
-    env["KWG_HOME"] = home
+    process_env = {k: v for k, v in os.environ.items() if not k.startswith("KWG_")}
+    process_env["KWG_HOME"] = home
+    process_env.update(env or {})
     if database_url:
-        env["KWG_DATABASE_URL"] = database_url
+        process_env["KWG_DATABASE_URL"] = database_url
     port = _free_port()
     log = Path(home) / "serve.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [KWG, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
-            env=env,
+            env=process_env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )

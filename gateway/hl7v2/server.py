@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Callable
 
@@ -21,8 +22,13 @@ async def run_mllp(
     *,
     cohort_filter: bool = True,
     announce: Callable[[str, int], None] | None = None,
+    parent_pid: int | None = None,
 ) -> None:
-    """Listen until SIGINT/SIGTERM. ``announce(host, port)`` is called once the socket is bound."""
+    """Listen until SIGINT/SIGTERM. ``announce(host, port)`` is called once the socket is bound.
+
+    With ``parent_pid`` (the listener started by ``kwg serve``), also stop when that process is gone: uvicorn
+    re-raises the signal that stopped it, so the parent cannot always stop its child itself.
+    """
     engine = create_engine(settings)
     inbox = HL7Inbox(engine)
     cohort: CohortLookup = FhirCohortLookup(engine) if cohort_filter else EveryoneInCohort()
@@ -39,6 +45,8 @@ async def run_mllp(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if parent_pid is not None:
+        watcher = asyncio.create_task(_stop_when_orphaned(parent_pid, stop))
     await inbox.start()
     server = await listener.serve(host, port, tls=tls)
     try:
@@ -52,3 +60,11 @@ async def run_mllp(
         await server.wait_closed()
         await inbox.stop()
         await engine.dispose()
+        if parent_pid is not None:
+            watcher.cancel()
+
+
+async def _stop_when_orphaned(parent_pid: int, stop: asyncio.Event) -> None:
+    while os.getppid() == parent_pid:
+        await asyncio.sleep(0.5)
+    stop.set()
