@@ -29,6 +29,30 @@ def db_upgrade(revision: str = typer.Argument("head", help="Alembic revision to 
     typer.echo(f"database at {revision}: {_describe(settings.resolved_database_url)}")
 
 
+@db_app.command("reindex")
+def db_reindex(
+    types: Annotated[list[str] | None, typer.Argument(help="Resource types to reindex (default: all)")] = None,
+    batch: int = typer.Option(500, min=1, help="Resources per transaction"),
+) -> None:
+    """Rebuild the search index from stored resources (after search parameters change). Safe to repeat."""
+    import asyncio
+
+    from gateway.store.db import create_engine
+    from gateway.store.reindex import reindex
+
+    settings = load_settings()
+
+    async def run() -> None:
+        engine = create_engine(settings)
+        try:
+            report = await reindex(engine, types or None, batch=batch)
+        finally:
+            await engine.dispose()
+        typer.echo(f"reindexed {report.resources} resources ({report.rows} index rows)")
+
+    asyncio.run(run())
+
+
 def _describe(url: str) -> str:
     if "@" in url:  # hide credentials
         scheme, rest = url.split("://", 1)

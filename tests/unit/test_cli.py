@@ -40,6 +40,8 @@ def test_db_upgrade_creates_the_embedded_database_and_repeats(tmp_path: Path) ->
     assert second.returncode == 0, second.stderr
     with sqlite3.connect(database) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == version
+    reindexed = run("db", "reindex", home=tmp_path)
+    assert reindexed.returncode == 0 and "reindexed 0 resources" in reindexed.stdout
 
 
 def test_bad_settings_name_the_variable(tmp_path: Path) -> None:
