@@ -6,14 +6,14 @@ Reads answer with the stored JSON bytes. Writes answer after the repository's tr
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from gateway.api.bundles import process_bundle
-from gateway.api.deps import CallerDep
+from gateway.api.deps import CallerDep, repository
 from gateway.api.outcomes import FHIR_JSON, information
 from gateway.api.render import render_history, render_search
 from gateway.errors import (
@@ -25,7 +25,6 @@ from gateway.errors import (
     UnsupportedResourceType,
 )
 from gateway.store.records import Outcome, StoredResource, WriteResult
-from gateway.store.repository import FhirRepository
 from gateway.store.timeutil import to_http_date
 from mappings.fhir import is_supported_type
 
@@ -47,12 +46,6 @@ async def _checked_type(res_type: str) -> str:
 
 
 TypeDep = Annotated[str, Depends(_checked_type)]
-
-
-def repository(request: Request) -> FhirRepository:
-    """The repository the app was built with (tests swap ``app.state.repository``)."""
-    repo: FhirRepository = request.app.state.repository
-    return repo
 
 
 def base_url(request: Request) -> str:
@@ -280,7 +273,3 @@ async def vread(res_type: str, res_id: str, version_id: str, request: Request, c
     if not version_id.isdigit():
         raise InvalidRequest(f"version {version_id!r} is not a number")
     return read_response(await repo.vread(res_type, res_id, int(version_id)))
-
-
-def encode_params(params: list[tuple[str, str]]) -> str:
-    return urlencode(params)
