@@ -13,19 +13,9 @@ import sys
 import orjson
 
 from gateway.settings import Settings
+from mappings.identifiers import is_nhs_number
 
 _NHS_LIKE = re.compile(r"(?<!\d)(\d{3})[ -]?(\d{3})[ -]?(\d{4})(?!\d)")
-
-
-def is_nhs_number(digits: str) -> bool:
-    """Modulus 11 check of a ten-digit NHS number."""
-    if len(digits) != 10 or not digits.isdigit():
-        return False
-    total = sum(int(d) * (10 - i) for i, d in enumerate(digits[:9]))
-    check = 11 - total % 11
-    if check == 11:
-        check = 0
-    return check != 10 and check == int(digits[9])
 
 
 def mask_nhs_numbers(text: str) -> str:

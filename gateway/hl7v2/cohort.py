@@ -17,8 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store.models import sp_token
 from mappings.hl7v2.tokenizer import Envelope
-
-NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
+from mappings.identifiers import NHS_NUMBER_SYSTEM
 
 
 class CohortLookup(Protocol):

@@ -6,10 +6,11 @@ import random
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.hl7v2.cohort import NHS_NUMBER_SYSTEM, FhirCohortLookup
+from gateway.hl7v2.cohort import FhirCohortLookup
 from gateway.store.repository import SqlFhirRepository
 from gateway.validation import validate_resource
 from mappings.hl7v2.tokenizer import peek
+from mappings.identifiers import NHS_NUMBER_SYSTEM
 
 
 def _adt(pid3: str) -> str:

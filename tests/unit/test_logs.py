@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.logs import JsonFormatter, RedactingFilter, is_nhs_number, mask_nhs_numbers
+from gateway.logs import JsonFormatter, RedactingFilter, mask_nhs_numbers
+from mappings.identifiers import is_nhs_number
 
 
 def _with_check_digit(nine: str) -> str | None:
