@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from gateway import __version__
 from gateway.api import fhir, health, metadata, operations, outcomes
 from gateway.api.negotiation import FormatNegotiation
+from gateway.api.security_headers import SecurityHeaders
 from gateway.logs import configure_logging
 from gateway.settings import Settings, load_settings
 from gateway.store.db import create_engine
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     outcomes.install(app)
     app.add_middleware(FormatNegotiation)
+    app.add_middleware(SecurityHeaders)
     app.include_router(metadata.router)
     app.include_router(operations.router)  # before fhir.router: /{type}/$validate is not an id
     app.include_router(fhir.router)
