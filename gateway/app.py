@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from gateway import __version__
-from gateway.api import fhir, health, metadata, operations, outcomes
+from gateway.api import fhir, health, metadata, operations, outcomes, v1
 from gateway.api.negotiation import FormatNegotiation
 from gateway.api.security_headers import SecurityHeaders
 from gateway.logs import configure_logging
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="FHIR R4 store and interoperability gateway for keyworking services in England.",
         lifespan=lifespan,
+        separate_input_output_schemas=False,  # one schema per record, named as the record (Person, not Person-Input)
         # Off unless asked for: when on, every request consults the OpenTelemetry providers.
         telemetry={"tracing": settings.telemetry, "metrics": settings.telemetry, "logs": settings.telemetry},
     )
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metadata.router)
     app.include_router(operations.router)  # before fhir.router: /{type}/$validate is not an id
     app.include_router(fhir.router)
+    app.include_router(v1.router)
     app.include_router(health.router)
     return app
 

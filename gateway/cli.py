@@ -67,8 +67,9 @@ def serve(
     workers: int = typer.Option(1, help="Worker processes"),
     migrate: bool = typer.Option(True, help="Apply database migrations before starting"),
     log_level: str = typer.Option("info", help="uvicorn log level"),
+    demo: bool = typer.Option(False, help="Once up, load the synthetic demo ICS if the gateway holds none (kwg demo)"),
 ) -> None:
-    """Start the gateway (FHIR REST at /fhir)."""
+    """Start the gateway (FHIR REST at /fhir, the domain API at /api/v1)."""
     import uvicorn
 
     settings = load_settings()
@@ -79,6 +80,7 @@ def serve(
     os.environ.setdefault("KWG_HOME", str(settings.home))
     typer.echo(f"Keyworking Gateway on http://{host}:{port}/fhir ({_describe(settings.resolved_database_url)})")
     listener = _start_mllp_child() if settings.mllp_enabled else None
+    loader = _start_demo_child(f"http://{_client_host(host)}:{port}") if demo else None
     try:
         uvicorn.run(
             "gateway.app:create_app_from_env",
@@ -90,8 +92,77 @@ def serve(
             access_log=False,
         )
     finally:
+        if loader is not None:
+            _stop_child(loader)
         if listener is not None:
             _stop_child(listener)
+
+
+def _client_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def _start_demo_child(url: str) -> subprocess.Popen[bytes]:
+    """``kwg demo --if-empty`` against this server, once it answers (a child, so start-up is not held up)."""
+    command = [sys.executable, "-m", "gateway.cli", "demo", "--url", url, "--if-empty", "--wait", "120"]
+    return subprocess.Popen(command)
+
+
+@app.command()
+def demo(
+    url: str = typer.Option("http://127.0.0.1:8080", envvar="KWG_URL", help="The gateway to load"),
+    people: int = typer.Option(300, min=1, max=100_000, help="Young people to create"),
+    seed: int = typer.Option(7, help="Seed of the synthetic population (same seed, same people)"),
+    if_empty: bool = typer.Option(False, help="Do nothing if this seed's first young person is already there"),
+    wait: float = typer.Option(0, min=0, help="Seconds to wait for the gateway to answer /health/ready"),
+    concurrency: int = typer.Option(4, min=1, max=64, help="Young people loaded at once"),
+) -> None:
+    """Load a synthetic ICS (five places, young people in every rating and phase) through the domain API."""
+    import asyncio
+    import time
+
+    import httpx
+
+    from gateway.demo.loader import DemoLoadError, LoadReport, load
+    from gateway.demo.population import population
+
+    async def run() -> LoadReport | None:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    if (await client.get("/health/ready")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() >= deadline:
+                    raise typer.BadParameter(f"no gateway answers at {url}", param_hint="--url")
+                await asyncio.sleep(0.5)
+            first = next(iter(population(seed=seed, people=1)))
+            if if_empty and (await client.get(f"/api/v1/people/{first.person.id}")).status_code == 200:
+                typer.echo(f"demo data (seed {seed}) is already loaded at {url}")
+                return None
+            started = time.monotonic()
+
+            def progress(report: LoadReport) -> None:
+                if report.people % 50 == 0 or report.people == people:
+                    typer.echo(f"  {report.people}/{people} young people, {report.records} records")
+
+            report = await load(
+                client, population(seed=seed, people=people), concurrency=concurrency, progress=progress
+            )
+            elapsed = time.monotonic() - started
+            typer.echo(
+                f"loaded {report.people} young people ({report.records} records) into {url} in {elapsed:.1f} s; "
+                f"try {url}/api/v1/people/{first.person.id} or {url}/docs"
+            )
+            return report
+
+    try:
+        asyncio.run(run())
+    except DemoLoadError as exc:
+        typer.echo(f"demo load failed: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _start_mllp_child() -> subprocess.Popen[bytes]:

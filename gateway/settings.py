@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     )
     default_page_size: int = Field(default=20, ge=1, le=1000, description="Search page size when _count is not given")
     max_page_size: int = Field(default=500, ge=1, le=10000, description="Largest _count honoured")
+    idempotency_retention_hours: int = Field(
+        default=24, ge=1, le=24 * 30, description="How long the domain API remembers an Idempotency-Key's answer"
+    )
     max_request_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 beyond)"
     )

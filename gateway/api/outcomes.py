@@ -8,10 +8,12 @@ from collections.abc import Sequence
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from gateway.errors import GatewayError, Issue
+from mappings.keyworking.errors import ImpossibleTransition
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +66,36 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
 
 async def _validation_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    issues = []
+    for err in exc.errors():
+        loc = list(err.get("loc", ()))
+        if loc and loc[0] == "body" and len(loc) > 1:
+            loc = loc[1:]  # the body is the record: name its field (nhs_number), not body.nhs_number
+        issues.append(Issue("invalid", str(err.get("msg", "invalid")), (_field_path(loc),)))
+    return outcome_response(422, issues)
+
+
+def _field_path(loc: Sequence[object]) -> str:
+    """``("members", 2, "end")`` → ``members[2].end``: the way the domain API's errors name a field."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+async def _record_error(_request: Request, exc: Exception) -> Response:
+    """A record (or a lifecycle step's result) that fails its model's rules: 422 naming each field."""
+    assert isinstance(exc, ValidationError)
     issues = [
-        Issue("invalid", str(err.get("msg", "invalid")), (".".join(str(p) for p in err.get("loc", ())),))
-        for err in exc.errors()
+        Issue("invalid", str(err.get("msg", "invalid")), (_field_path(err.get("loc", ())),)) for err in exc.errors()
     ]
     return outcome_response(422, issues)
+
+
+async def _impossible_transition(_request: Request, exc: Exception) -> Response:
+    """A move the record's state forbids: 409 with the explanation, naming the field."""
+    assert isinstance(exc, ImpossibleTransition)
+    return outcome_response(409, [Issue("business-rule", exc.message, (exc.field,))])
 
 
 async def _unexpected(_request: Request, exc: Exception) -> Response:
@@ -80,4 +107,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ValidationError, _record_error)
+    app.add_exception_handler(ImpossibleTransition, _impossible_transition)
     app.add_exception_handler(Exception, _unexpected)

@@ -1,12 +1,14 @@
 """The source of our keyworking conformance resources (profiles on UK Core, extensions, terminology, searches).
 
 ``scripts/build-profiles`` turns this into JSON under ``profiles/keyworking/`` (differential + generated
-snapshot). Codes come from :mod:`mappings.keyworking.terminology` when that module exists, so the domain mappings
-and the published CodeSystems cannot drift; the tables here are the fallback and the definitions' text.
+snapshot). Codes, titles and verified SNOMED CT equivalents come from :mod:`mappings.keyworking.terminology` and
+canonical URLs from :mod:`mappings.keyworking.urls`, so the domain mappings and what we publish cannot drift. The
+SearchParameters are the store's own (:mod:`gateway.store.searchparams`), so what we publish is what we serve.
 
 Canonical base: ``https://keyworking-gateway.org/fhir``. SNOMED CT codes appear only where domain.md marks them
-verified (social worker 106328005, general practitioner 62247001, home visit 439708006); everything else is in a
-local CodeSystem, to be mapped to SNOMED CT once codes are confirmed in the UK Edition.
+verified (social worker 106328005, general practitioner 62247001, home visit 439708006, intellectual disability
+110359009); everything else is in a local CodeSystem, to be mapped to SNOMED CT once codes are confirmed in the UK
+Edition.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from gateway.conformance.loader import Definitions
+from gateway.store import searchparams
+from gateway.store.searchparams import SearchParameter
+from mappings.keyworking import terminology, urls
 
-BASE = "https://keyworking-gateway.org/fhir"
+BASE = urls.BASE
 UKCORE = "https://fhir.hl7.org.uk/StructureDefinition/UKCore-"
-SNOMED = "http://snomed.info/sct"
+SNOMED = urls.SNOMED
 VERSION = "0.1.0"
 PUBLISHER = "Keyworking Gateway"
 NOTE = (
@@ -28,16 +33,9 @@ NOTE = (
 )
 
 
-def sd_url(name: str) -> str:
-    return f"{BASE}/StructureDefinition/{name}"
-
-
-def cs_url(name: str) -> str:
-    return f"{BASE}/CodeSystem/{name}"
-
-
-def vs_url(name: str) -> str:
-    return f"{BASE}/ValueSet/{name}"
+sd_url = urls.structure_definition
+cs_url = urls.code_system
+vs_url = urls.value_set
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,161 +55,32 @@ class CodeSystemSource:
     snomed: tuple[tuple[str, str], ...] = ()
 
 
-def _c(code: str, display: str, definition: str = "") -> Concept:
-    return Concept(code, display, definition or display)
+def _code_systems() -> tuple[CodeSystemSource, ...]:
+    """Every code system of :mod:`mappings.keyworking.terminology`, in its order: the one source of our codes.
+
+    The records' enums, the mappings and the published CodeSystems all read the same tables, so a code added to
+    the domain is published by the next build (and a test fails until the committed JSON is rebuilt).
+    """
+    out = []
+    for system_id, concepts in terminology.CODE_SYSTEMS.items():
+        info = terminology.CODE_SYSTEM_INFO[system_id]
+        snomed = terminology.SNOMED_EQUIVALENTS.get(system_id, {})
+        out.append(
+            CodeSystemSource(
+                system_id,
+                info.title,
+                info.description,
+                tuple(Concept(c.code, c.display, c.definition) for c in concepts),
+                tuple(dict.fromkeys(snomed.values())),
+            )
+        )
+    return tuple(out)
 
 
-CODE_SYSTEMS: tuple[CodeSystemSource, ...] = (
-    CodeSystemSource(
-        "dsr-rating",
-        "Dynamic Support Register rating",
-        "The RAG rating of a person on a Dynamic Support Register (national wording as quoted by ICSs).",
-        (
-            _c("blue", "Blue", "Currently an inpatient in a mental-health hospital."),
-            _c(
-                "red",
-                "Red",
-                "Immediate risk of admission. The person or family is in crisis, and the risks are not being, or "
-                "cannot be, managed in the community.",
-            ),
-            _c(
-                "amber",
-                "Amber",
-                "Immediate risk of admission without urgent intervention. There may be a significant risk of "
-                "becoming mentally unwell and/or of family or placement breakdown.",
-            ),
-            _c(
-                "green",
-                "Green",
-                "Some risks that could lead to admission, but they are currently managed effectively in the community.",
-            ),
-        ),
-    ),
-    CodeSystemSource(
-        "episode-type",
-        "Keyworking episode type",
-        "What an EpisodeOfCare records: a Dynamic Support Register entry or a keyworking case.",
-        (
-            _c("dsr", "Dynamic Support Register entry"),
-            _c("keyworking", "Keyworking case"),
-        ),
-    ),
-    CodeSystemSource(
-        "service-model",
-        "Keyworking service model",
-        "The keyworking service model a case follows; each has its own cadence and phases.",
-        (
-            _c("nhs-ld-autism", "NHS learning disability and autism keyworking"),
-            _c("childrens-home", "Children's home key worker"),
-            _c("extra-familial-harm", "Extra-familial harm / youth violence keyworking"),
-        ),
-    ),
-    CodeSystemSource(
-        "keyworking-phase",
-        "Keyworking phase",
-        "The phase of a keyworking case (EpisodeOfCare.status cannot carry it).",
-        (
-            _c("referred", "Referred", "Referred from the register; waiting for allocation."),
-            _c("allocated", "Allocated", "One or two named keyworkers allocated."),
-            _c("intensive", "Intensive", "Intensive support in 12-week cycles, each ending in a review."),
-            _c("step-down", "Step-down", "Reduced support after an intensive cycle review."),
-            _c("monitoring", "Monitoring", "Monthly contact, for up to 12 months."),
-            _c("inpatient", "Inpatient", "The person is in hospital (blue rating); keyworking continues."),
-            _c("transition", "Transition", "Transition out of the service (extra-familial harm model)."),
-            _c("closed", "Closed", "The case is closed, with a reason."),
-        ),
-    ),
-    CodeSystemSource(
-        "closure-reason",
-        "Keyworking closure reason",
-        "Why a keyworking case was closed.",
-        (
-            _c("goals-met", "Goals met"),
-            _c("moved-out-of-area", "Moved out of area"),
-            _c("transferred-to-adult-services", "Transferred to adult services"),
-            _c("declined", "Declined"),
-            _c("aged-out", "Aged out at 25"),
-        ),
-    ),
-    CodeSystemSource(
-        "keyworker-change-reason",
-        "Keyworker change reason",
-        "Why a young person's keyworker changed.",
-        (
-            _c("young-person-asked", "The young person asked"),
-            _c("staff-left-or-absent", "Staff left or long absence"),
-            _c("relationship-not-established", "Relationship not established"),
-            _c("manager-decision", "Manager's decision"),
-        ),
-    ),
-    CodeSystemSource(
-        "care-team-role",
-        "Keyworking care team role",
-        "Roles in a young person's care team across health, social care and education.",
-        (
-            _c("keyworker", "Keyworker"),
-            _c("social-worker", "Social worker"),
-            _c("iro", "Independent reviewing officer"),
-            _c("senco-or-teacher", "SENCO or teacher"),
-            _c("virtual-school-head", "Virtual school head"),
-            _c("camhs-clinician", "CAMHS/CYPMHS clinician"),
-            _c("gp", "General practitioner"),
-            _c("named-nurse-lac", "Named nurse for looked-after children"),
-            _c("youth-justice-worker", "Youth justice worker"),
-            _c("parent-or-carer", "Parent or carer"),
-            _c("advocate", "Advocate"),
-        ),
-        snomed=(("106328005", "Social worker"), ("62247001", "General practitioner")),
-    ),
-    CodeSystemSource(
-        "contact-type",
-        "Keyworking contact type",
-        "Kinds of keyworking contact.",
-        (
-            _c("session", "Keyworking session"),
-            _c("home-visit", "Home visit"),
-            _c("hospital-visit", "Hospital visit"),
-            _c("school-visit", "School visit"),
-            _c("monitoring-call", "Monitoring call"),
-            _c("group-work", "Group work"),
-            _c("detached-work", "Detached work"),
-        ),
-        snomed=(("439708006", "Home visit"),),
-    ),
-    CodeSystemSource(
-        "review-type",
-        "Review type",
-        "Kinds of review: C(E)TRs, LAEP meetings, register and keyworking reviews, oversight visits.",
-        (
-            _c("community-cetr", "Community C(E)TR", "Care (education) and treatment review before any admission."),
-            _c("post-admission-cetr", "Post-admission C(E)TR", "Held only if there was no community review."),
-            _c("inpatient-cetr", "Inpatient C(E)TR", "Every 3 months for children and young people."),
-            _c("laep", "Local Area Emergency Protocol meeting", "When things move too fast for a community C(E)TR."),
-            _c("dsr-review", "Dynamic Support Register review"),
-            _c("keyworking-review", "Keyworking 12-week review"),
-            _c("oversight-visit", "Commissioner oversight visit"),
-        ),
-    ),
-)
+CODE_SYSTEMS: tuple[CodeSystemSource, ...] = _code_systems()
 
 
-def _terminology_codes() -> dict[str, tuple[Concept, ...]]:
-    """Codes from :mod:`mappings.keyworking.terminology`, when the domain mappings publish them."""
-    try:
-        from mappings.keyworking import terminology  # type: ignore[import-not-found,unused-ignore]
-    except ModuleNotFoundError as exc:
-        if exc.name in ("mappings.keyworking", "mappings.keyworking.terminology"):
-            return {}  # not written yet: the tables below are used
-        raise
-    tables: dict[str, tuple[Concept, ...]] = {}
-    published = getattr(terminology, "CODE_SYSTEMS", None)
-    if isinstance(published, dict):
-        for key, concepts in published.items():
-            tables[str(key)] = tuple(Concept(str(c[0]), str(c[1]), str(c[2] if len(c) > 2 else c[1])) for c in concepts)
-    return tables
-
-
-def code_system(source: CodeSystemSource, concepts: tuple[Concept, ...]) -> dict[str, Any]:
+def code_system(source: CodeSystemSource) -> dict[str, Any]:
     return {
         "resourceType": "CodeSystem",
         "id": source.id,
@@ -225,8 +94,8 @@ def code_system(source: CodeSystemSource, concepts: tuple[Concept, ...]) -> dict
         "caseSensitive": True,
         "valueSet": vs_url(source.id),
         "content": "complete",
-        "count": len(concepts),
-        "concept": [{"code": c.code, "display": c.display, "definition": c.definition} for c in concepts],
+        "count": len(source.concepts),
+        "concept": [{"code": c.code, "display": c.display, "definition": c.definition} for c in source.concepts],
     }
 
 
@@ -284,6 +153,9 @@ def extension(id_: str, title: str, contexts: list[str], value: dict[str, Any], 
     }
 
 
+_CORE = "http://hl7.org/fhir/StructureDefinition/"
+
+
 def _required(name: str) -> dict[str, Any]:
     return {"strength": "required", "valueSet": vs_url(name)}
 
@@ -292,17 +164,18 @@ EXTENSIONS = (
     extension(
         "keyworking-phase",
         "Keyworking phase",
-        ["EpisodeOfCare"],
+        ["EpisodeOfCare", "EpisodeOfCare.statusHistory"],
         {"type": [{"code": "Coding"}], "binding": _required("keyworking-phase")},
         "The phase of a keyworking case: referred, allocated, intensive, step-down, monitoring, inpatient, "
-        "transition or closed.",
+        "transition or closed. On the episode: the current phase; on a statusHistory entry: that past phase.",
     ),
     extension(
         "intensive-cycle",
         "Intensive cycle number",
-        ["EpisodeOfCare"],
+        ["EpisodeOfCare", "EpisodeOfCare.statusHistory"],
         {"type": [{"code": "positiveInt"}]},
-        "The number of the current 12-week intensive cycle (1 for the first).",
+        "The number of the 12-week intensive cycle (1 for the first): the current one on the episode, that "
+        "phase's on a statusHistory entry.",
     ),
     extension(
         "closure-reason",
@@ -329,7 +202,7 @@ EXTENSIONS = (
         "owner-agency",
         "Owner agency",
         ["Task"],
-        {"type": [{"code": "Reference", "targetProfile": ["http://hl7.org/fhir/StructureDefinition/Organization"]}]},
+        {"type": [{"code": "Reference", "targetProfile": [_CORE + "Organization"]}]},
         "The agency (organisation) responsible for a recommendation, alongside the named owner.",
     ),
     extension(
@@ -347,6 +220,21 @@ EXTENSIONS = (
         {"type": [{"code": "boolean"}]},
         "True when the consent was not given by the person but recorded as a best-interests decision "
         "(who decided: Consent.performer; when: Consent.dateTime).",
+    ),
+    extension(
+        "looked-after",
+        "Looked after",
+        ["Patient"],
+        {"type": [{"code": "boolean"}]},
+        "True when the young person is looked after by a local authority (Children Act 1989 section 22); false "
+        "when known not to be. Absent when not known.",
+    ),
+    extension(
+        "co-keyworker",
+        "Co-keyworker",
+        ["EpisodeOfCare"],
+        {"type": [{"code": "Reference", "targetProfile": [_CORE + "Practitioner", _CORE + "PractitionerRole"]}]},
+        "The second named keyworker of a case. EpisodeOfCare.careManager (0..1 in R4) holds the first.",
     ),
 )
 
@@ -370,7 +258,22 @@ def _el(element_id: str, **constraints: Any) -> dict[str, Any]:
     return {"id": element_id, "path": path, **constraints}
 
 
-def profile(id_: str, base: str, title: str, description: str, elements: list[dict[str, Any]]) -> dict[str, Any]:
+def invariant(key: str, human: str, expression: str) -> dict[str, Any]:
+    """A FHIRPath rule (severity error) on a profile's root element."""
+    return {"key": key, "severity": "error", "human": human, "expression": expression}
+
+
+def profile(
+    id_: str,
+    base: str,
+    title: str,
+    description: str,
+    elements: list[dict[str, Any]],
+    invariants: tuple[dict[str, Any], ...] = (),
+) -> dict[str, Any]:
+    root: dict[str, Any] = {"id": base, "path": base, "short": title}
+    if invariants:
+        root["constraint"] = [{**rule, "source": sd_url(id_)} for rule in invariants]
     return {
         "resourceType": "StructureDefinition",
         "id": id_,
@@ -387,7 +290,7 @@ def profile(id_: str, base: str, title: str, description: str, elements: list[di
         "type": base,
         "baseDefinition": UKCORE + base,
         "derivation": "constraint",
-        "differential": {"element": [{"id": base, "path": base, "short": title}, *elements]},
+        "differential": {"element": [root, *elements]},
     }
 
 
@@ -395,20 +298,34 @@ def _coding_of(system_id: str, code: str) -> dict[str, Any]:
     return {"coding": [{"system": cs_url(system_id), "code": code}]}
 
 
+#: An active case (allocated, intensive, step-down, monitoring, inpatient, transition: EpisodeOfCare.status
+#: ``active``, see ``mappings.keyworking.case.fhir_status``) has a keyworker; a referred (``waitlist``) or closed
+#: (``finished``/``cancelled``) one may not. careManager itself is 0..1 so the referral can be stored.
+ACTIVE_CASE_HAS_A_KEYWORKER = invariant(
+    "kwg-eoc-1",
+    "An active keyworking case names its keyworker in careManager",
+    "status = 'active' implies careManager.exists()",
+)
+
 PROFILES = (
     profile(
         "KeyworkingEpisodeOfCare",
         "EpisodeOfCare",
         "Keyworking case",
-        "A keyworking case: the service model in type, the phase and intensive cycle in extensions, the "
-        "keyworker as careManager and the team as a CareTeam.",
+        "A keyworking case: the service model in type, the phase and intensive cycle in extensions (past phases in "
+        "statusHistory, each with the same two), the keyworker as careManager, a second one as co-keyworker and the "
+        "team as a CareTeam. A referred case has no keyworker yet; an active one must name one.",
         [
             _ext_slice("EpisodeOfCare", "phase", "keyworking-phase", 1, "1"),
             _ext_slice("EpisodeOfCare", "intensiveCycle", "intensive-cycle"),
             _ext_slice("EpisodeOfCare", "closureReason", "closure-reason"),
+            _ext_slice("EpisodeOfCare", "coKeyworker", "co-keyworker"),
+            _ext_slice("EpisodeOfCare.statusHistory", "phase", "keyworking-phase", 1, "1"),
+            _ext_slice("EpisodeOfCare.statusHistory", "intensiveCycle", "intensive-cycle"),
             _el("EpisodeOfCare.type", min=1, max="1", binding=_required("service-model")),
-            _el("EpisodeOfCare.careManager", min=1),
+            _el("EpisodeOfCare.careManager", min=0, max="1"),
         ],
+        (ACTIVE_CASE_HAS_A_KEYWORKER,),
     ),
     profile(
         "DynamicSupportRegisterEntry",
@@ -502,54 +419,35 @@ PROFILES = (
 )
 
 
-def search_parameter(
-    code: str, base: str, kind: str, expression: str, description: str, target: list[str] | None = None
-) -> dict[str, Any]:
+def search_parameter(base: str, param: SearchParameter) -> dict[str, Any]:
+    """The SearchParameter resource of one of the store's own parameters (:data:`searchparams.KEYWORKING`)."""
     out: dict[str, Any] = {
         "resourceType": "SearchParameter",
-        "id": f"{base.lower()}-{code}",
-        "url": f"{BASE}/SearchParameter/{base.lower()}-{code}",
+        "id": param.url.rsplit("/", 1)[-1],
+        "url": param.url,
         "version": VERSION,
-        "name": code,
+        "name": param.name,
         "status": "draft",
         "publisher": PUBLISHER,
-        "description": description,
-        "code": code,
+        "description": param.documentation + ".",
+        "code": param.name,
         "base": [base],
-        "type": kind,
-        "expression": expression,
+        "type": param.type,
+        "expression": searchparams.fhirpath(base, param),
     }
-    if target:
-        out["target"] = target
+    if param.targets:
+        out["target"] = list(param.targets)
     return out
 
 
-SEARCH_PARAMETERS = (
-    search_parameter("rating", "Flag", "token", "Flag.code", "The register rating a Flag carries (blue/red/...)."),
-    search_parameter(
-        "keyworking-phase",
-        "EpisodeOfCare",
-        "token",
-        f"EpisodeOfCare.extension.where(url='{sd_url('keyworking-phase')}').value",
-        "The phase of a keyworking case.",
-    ),
-    search_parameter(
-        "owner-agency",
-        "Task",
-        "reference",
-        f"Task.extension.where(url='{sd_url('owner-agency')}').value",
-        "The agency responsible for a recommendation.",
-        ["Organization"],
-    ),
-)
+SEARCH_PARAMETERS = tuple(search_parameter(base, param) for base, param in searchparams.KEYWORKING)
 
 
 def conformance_resources() -> list[dict[str, Any]]:
     """Every resource we publish, terminology first, then extensions, profiles and searches (no snapshots)."""
-    published = _terminology_codes()
     resources: list[dict[str, Any]] = []
     for source in CODE_SYSTEMS:
-        resources.append(code_system(source, published.get(source.id, source.concepts)))
+        resources.append(code_system(source))
         resources.append(value_set(source))
     resources += [dict(e) for e in EXTENSIONS]
     resources += [dict(p) for p in PROFILES]

@@ -441,6 +441,14 @@ class _Run:
                 found[node.max][1] if node.max < len(found) else f"{path}.{node.name}",
             )
         if not found:
+            # A required slice is missing even when the sliced element is absent altogether.
+            for slice_node in node.slices:
+                if slice_node.min > 0:
+                    self.error(
+                        "required",
+                        f"{node.path}:{slice_node.slice_name}: minimum required = {slice_node.min}, but only found 0",
+                        f"{path}.{node.name}",
+                    )
             return
         if node.slices or node.name in ("extension", "modifierExtension"):
             self.sliced(node, found, child_type_path, profile)

@@ -1,7 +1,8 @@
 """Search values extracted from a resource at write time, one row per value, for the ``sp_*`` tables.
 
 Driven by :mod:`gateway.store.searchparams`: each parameter's paths are walked through the resource's JSON and
-each value found becomes index rows of the parameter's type. The shapes understood:
+each value found becomes index rows of the parameter's type. An extension step selects the extensions with its
+URL and yields their ``value[x]`` (``valueCoding``, ``valueReference``, ...). The shapes understood:
 
 - token: ``code``/``id``/``uri``/``string`` primitives, booleans, Coding, CodeableConcept (each coding),
   Identifier (system + value), ContactPoint (value). Reference identifiers are indexed as ``<param>:identifier``.
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.store.dates import date_range
-from gateway.store.searchparams import DATE, REFERENCE, STRING, TOKEN, URI, SearchParameter, registry
+from gateway.store.searchparams import DATE, REFERENCE, STRING, TOKEN, URI, SearchParameter, Step, registry
 
 MAX_TOKEN = 255
 MAX_NORM = 255
@@ -62,15 +63,34 @@ def parse_reference(value: str) -> tuple[str | None, str | None, str | None]:
     return m.group(1), m.group(2), (None if relative else value)
 
 
-def _walk(node: Any, path: tuple[str, ...]) -> list[Any]:
+def extension_value(extension: Any) -> Any:
+    """The ``value[x]`` of an extension (whichever type it has), or None."""
+    if not isinstance(extension, dict):
+        return None
+    for key, value in extension.items():
+        if key.startswith("value") and key[5:6].isupper():
+            return value
+    return None
+
+
+def _step(item: dict[str, Any], step: Step) -> Any:
+    if isinstance(step, str):
+        return item.get(step)
+    extensions = item.get("extension")
+    if not isinstance(extensions, list):
+        return None
+    return [extension_value(e) for e in extensions if isinstance(e, dict) and e.get("url") == step.url]
+
+
+def _walk(node: Any, path: tuple[Step, ...]) -> list[Any]:
     """Every value at ``path`` below ``node``, arrays flattened at each step."""
     current = [node]
-    for name in path:
+    for step in path:
         found: list[Any] = []
         for item in current:
             if not isinstance(item, dict):
                 continue
-            value = item.get(name)
+            value = _step(item, step)
             if value is None:
                 continue
             if isinstance(value, list):

@@ -136,6 +136,11 @@ class SqlFhirRepository:
         self.default_count = default_count
         self.max_count = max_count
 
+    @property
+    def bound_connection(self) -> AsyncConnection | None:
+        """The connection this repository is bound to inside a transaction scope (None outside one)."""
+        return self._conn
+
     # -- connection scopes ------------------------------------------------------------------------------------
 
     @asynccontextmanager

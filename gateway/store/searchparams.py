@@ -1,11 +1,15 @@
-"""The search parameters the store indexes, per resource type: the R4 parameters a keyworking client uses.
+"""The search parameters the store indexes, per resource type: the R4 parameters a keyworking client uses, and ours.
 
 Each parameter names its FHIR R4 code (as in the specification's search parameter registry), its type, the
 element paths whose values it indexes and, for references, the resource types it may point to. Paths are
 dot-separated element names; ``|`` separates alternatives (choice types are written out: ``effectiveDateTime``).
-Arrays are walked at every step. The same registry drives write-time extraction (:mod:`gateway.store.indexing`),
-the SQL compiler (:mod:`gateway.store.search`) and the CapabilityStatement (:mod:`gateway.api.metadata`), so what
-the server says it supports is what it does.
+Arrays are walked at every step. An :class:`ExtensionStep` selects the extensions with one URL and goes on from
+their ``value[x]``, which is how our own parameters (:data:`KEYWORKING`) reach the keyworking extensions.
+
+The same registry drives write-time extraction (:mod:`gateway.store.indexing`), the SQL compiler
+(:mod:`gateway.store.search`), the CapabilityStatement (:mod:`gateway.api.metadata`) and the SearchParameter
+resources we publish (``scripts/build-profiles`` renders :data:`KEYWORKING` as ``profiles/keyworking/
+SearchParameter-*.json``), so what the server says it supports is what it does.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from mappings.fhir import SUPPORTED_TYPES
+from mappings.keyworking import urls
 
 TOKEN = "token"
 STRING = "string"
@@ -26,20 +31,47 @@ TABLE_OF_TYPE = {TOKEN: "token", URI: "token", STRING: "string", REFERENCE: "ref
 
 
 @dataclass(frozen=True, slots=True)
+class ExtensionStep:
+    """A path step: the extensions (of the element reached so far) with this URL, then their ``value[x]``.
+
+    FHIRPath: ``extension.where(url='<url>').value``.
+    """
+
+    url: str
+
+
+#: One step of a path: an element name, or extensions by URL.
+Step = str | ExtensionStep
+
+
+@dataclass(frozen=True, slots=True)
 class SearchParameter:
     """One search parameter of one resource type."""
 
     name: str
     type: str  # token | string | reference | date | uri
     documentation: str = ""
-    paths: tuple[tuple[str, ...], ...] = ()  # each path a tuple of element names; () for _id/_lastUpdated
+    paths: tuple[tuple[Step, ...], ...] = ()  # each path a tuple of steps; () for _id/_lastUpdated
     targets: tuple[str, ...] = ()  # reference targets; empty means any type
+    #: The canonical URL of a SearchParameter we publish; empty for the specification's own parameters.
+    url: str = ""
 
     @property
     def definition(self) -> str:
+        if self.url:
+            return self.url
         if self.name.startswith("_"):
             return f"http://hl7.org/fhir/SearchParameter/Resource-{self.name[1:]}"
         return f"http://hl7.org/fhir/SearchParameter/{self.name}"
+
+
+def fhirpath(res_type: str, param: SearchParameter) -> str:
+    """The FHIRPath expression of a parameter's paths, as a SearchParameter resource states it."""
+
+    def step(part: Step) -> str:
+        return part if isinstance(part, str) else f"extension.where(url='{part.url}').value"
+
+    return " | ".join(".".join([res_type, *(step(part) for part in path)]) for path in param.paths)
 
 
 def _p(name: str, type_: str, path: str, doc: str = "", targets: tuple[str, ...] = ()) -> SearchParameter:
@@ -352,6 +384,34 @@ _BY_TYPE: dict[str, tuple[SearchParameter, ...]] = {
 }
 
 
+def _ours(
+    res_type: str, code: str, type_: str, path: tuple[Step, ...], doc: str, targets: tuple[str, ...] = ()
+) -> tuple[str, SearchParameter]:
+    url = f"{urls.BASE}/SearchParameter/{res_type.lower()}-{code}"
+    return res_type, SearchParameter(code, type_, doc, (path,), targets, url)
+
+
+#: Our own parameters, as (base resource type, parameter): published under ``profiles/keyworking/`` and served.
+KEYWORKING: tuple[tuple[str, SearchParameter], ...] = (
+    _ours("Flag", "rating", TOKEN, ("code",), "The register rating a Flag carries (blue, red, amber, green)"),
+    _ours(
+        "EpisodeOfCare",
+        "keyworking-phase",
+        TOKEN,
+        (ExtensionStep(urls.EXT_KEYWORKING_PHASE),),
+        "The current phase of a keyworking case (referred, allocated, intensive, ...)",
+    ),
+    _ours(
+        "Task",
+        "owner-agency",
+        REFERENCE,
+        (ExtensionStep(urls.EXT_OWNER_AGENCY),),
+        "The agency responsible for a recommendation (by ODS code: owner-agency:identifier=<system>|<code>)",
+        ("Organization",),
+    ),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class TypeRegistry:
     """The parameters of one resource type, by name."""
@@ -369,8 +429,13 @@ class TypeRegistry:
 def registry(res_type: str) -> TypeRegistry:
     if res_type not in SUPPORTED_TYPES:
         return TypeRegistry(res_type, {})
-    params = COMMON + _BY_TYPE.get(res_type, ())
-    return TypeRegistry(res_type, {p.name: p for p in params})
+    params = COMMON + _BY_TYPE.get(res_type, ()) + tuple(p for base, p in KEYWORKING if base == res_type)
+    by_name: dict[str, SearchParameter] = {}
+    for param in params:
+        if param.name in by_name:
+            raise ValueError(f"{res_type}: search parameter {param.name!r} is declared twice")
+        by_name[param.name] = param
+    return TypeRegistry(res_type, by_name)
 
 
 def parameters_for(res_type: str) -> tuple[SearchParameter, ...]:

@@ -30,6 +30,10 @@ from mappings.keyworking.records import (
     CareTeamMember,
     KeyworkingCase,
     PersonRef,
+    RatingChange,
+    Recommendation,
+    RecommendationStatus,
+    RegisterEntry,
     field_error,
 )
 from mappings.keyworking.terminology import (
@@ -38,6 +42,7 @@ from mappings.keyworking.terminology import (
     ClosureReason,
     KeyworkerChangeReason,
     KeyworkingPhase,
+    RegisterStatus,
 )
 
 P = KeyworkingPhase
@@ -310,3 +315,104 @@ def change_keyworker(
         role=CareTeamRole.KEYWORKER, member=incoming, agency=agency, start=on, change_reason=reason
     )
     return add_member(ended, newcomer)
+
+
+# -- register entries -----------------------------------------------------------------------------------------------
+
+R = RegisterStatus
+
+#: referral → screening → (declined | on register) → closed; a referral may be declined or accepted at once.
+REGISTER_TRANSITIONS: dict[RegisterStatus, frozenset[RegisterStatus]] = {
+    R.REFERRAL: frozenset({R.SCREENING, R.ON_REGISTER, R.DECLINED}),
+    R.SCREENING: frozenset({R.ON_REGISTER, R.DECLINED}),
+    R.ON_REGISTER: frozenset({R.CLOSED}),
+    R.DECLINED: frozenset(),
+    R.CLOSED: frozenset(),
+}
+
+#: Statuses in which rating decisions are recorded (screening rates the risk; the register keeps rating it).
+RATED_STATUSES = frozenset({R.SCREENING, R.ON_REGISTER})
+
+
+def change_register_status(entry: RegisterEntry, to: RegisterStatus, on: date) -> RegisterEntry:
+    """The entry moved to status ``to`` on day ``on``; refuses moves the register's state machine does not allow."""
+    if to not in REGISTER_TRANSITIONS[entry.status]:
+        allowed = ", ".join(s.value for s in RegisterStatus if s in REGISTER_TRANSITIONS[entry.status]) or "nothing"
+        raise ImpossibleTransition(
+            f"a register entry that is {entry.status.value} cannot become {to.value} (it can become {allowed})",
+            state=entry.status.value,
+            field="status",
+            requested=to.value,
+        )
+    if on < entry.referred_on:
+        raise field_error("RegisterEntry", ("on",), "is before the referral", on)
+    last = entry.current_rating
+    if last is not None and on < last.at.date():
+        raise field_error("RegisterEntry", ("on",), "is before the last rating decision", on)
+    ended = to in (R.DECLINED, R.CLOSED)
+    return RegisterEntry.model_validate({**entry.model_dump(), "status": to, "ended_on": on if ended else None})
+
+
+def rate(entry: RegisterEntry, change: RatingChange) -> RegisterEntry:
+    """The entry with one more rating decision (the history only grows, in time order)."""
+    if entry.status not in RATED_STATUSES:
+        raise ImpossibleTransition(
+            f"a register entry that is {entry.status.value} is not rated; ratings are recorded during screening "
+            "and while on the register",
+            state=entry.status.value,
+            field="ratings",
+            requested=change.rating.value,
+        )
+    last = entry.current_rating
+    if last is not None and change.at < last.at:
+        raise field_error("RatingChange", ("at",), f"is before the last rating decision ({last.at.isoformat()})", None)
+    return RegisterEntry.model_validate({**entry.model_dump(), "ratings": [*entry.ratings, change]})
+
+
+def check_history(case: KeyworkingCase) -> None:
+    """Refuse a case whose phase history is not a path the state machine allows (for whole-record writes)."""
+    partial = case.model_copy(update={"history": case.history[:1], "keyworkers": (), "closure_reason": None})
+    if case.history[0].phase is not P.REFERRED:
+        raise ImpossibleTransition(
+            "a case starts with its referral", state="new", field="history[0].phase", requested=case.history[0].phase
+        )
+    for i, period in enumerate(case.history[1:], start=1):
+        if period.phase not in allowed_moves(partial):
+            raise ImpossibleTransition(
+                f"history[{i}]: a case in phase {partial.phase.value} cannot move to {period.phase.value}",
+                state=partial.phase.value,
+                field=f"history[{i}].phase",
+                requested=period.phase.value,
+            )
+        partial = partial.model_copy(update={"history": case.history[: i + 1]})
+
+
+# -- C(E)TR recommendations -----------------------------------------------------------------------------------------
+
+S = RecommendationStatus
+
+#: requested → accepted → in-progress → completed; cancelled or failed from any open status. Done is done.
+RECOMMENDATION_TRANSITIONS: dict[RecommendationStatus, frozenset[RecommendationStatus]] = {
+    S.REQUESTED: frozenset({S.ACCEPTED, S.IN_PROGRESS, S.COMPLETED, S.CANCELLED, S.FAILED}),
+    S.ACCEPTED: frozenset({S.IN_PROGRESS, S.COMPLETED, S.CANCELLED, S.FAILED}),
+    S.IN_PROGRESS: frozenset({S.COMPLETED, S.CANCELLED, S.FAILED}),
+    S.COMPLETED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.FAILED: frozenset(),
+}
+
+
+def update_recommendation(recommendation: Recommendation, status: RecommendationStatus) -> Recommendation:
+    """The owner's status update; refuses going back (in-progress → accepted) and reopening a finished one."""
+    if status is recommendation.status:
+        return recommendation
+    if status not in RECOMMENDATION_TRANSITIONS[recommendation.status]:
+        allowed = ", ".join(s.value for s in S if s in RECOMMENDATION_TRANSITIONS[recommendation.status])
+        raise ImpossibleTransition(
+            f"a recommendation that is {recommendation.status.value} cannot become {status.value}"
+            + (f" (it can become {allowed})" if allowed else "; it is finished"),
+            state=recommendation.status.value,
+            field="status",
+            requested=status.value,
+        )
+    return recommendation.model_copy(update={"status": status})

@@ -163,6 +163,13 @@ class DocumentType(StrEnum):
 
 class TaskType(StrEnum):
     CETR_RECOMMENDATION = "cetr-recommendation"
+    OFFER_COMMUNITY_CETR = "offer-community-cetr"
+    POST_ADMISSION_CETR = "post-admission-cetr"
+    ROOT_CAUSE_ANALYSIS = "root-cause-analysis"
+    INPATIENT_CETR = "inpatient-cetr"
+    OVERSIGHT_VISIT = "oversight-visit"
+    KEYWORKING_REVIEW = "keyworking-review"
+    MONITORING_CONTACT = "monitoring-contact"
 
 
 class ConsentCategory(StrEnum):
@@ -365,6 +372,41 @@ CODE_SYSTEMS: dict[str, tuple[Concept, ...]] = {
     "document-type": (_c(DocumentType.CETR_REPORT, "C(E)TR or LAEP meeting report"),),
     "task-type": (
         _c(TaskType.CETR_RECOMMENDATION, "C(E)TR recommendation", "A SMART recommendation with a named owner."),
+        _c(
+            TaskType.OFFER_COMMUNITY_CETR,
+            "Offer a community C(E)TR (or LAEP if urgent)",
+            "Raised when a register entry is rated red: every young person at risk is offered a community C(E)TR.",
+        ),
+        _c(
+            TaskType.POST_ADMISSION_CETR,
+            "Hold a post-admission C(E)TR",
+            "Raised when a young person is admitted (rated blue) with no community C(E)TR before the admission.",
+        ),
+        _c(
+            TaskType.ROOT_CAUSE_ANALYSIS,
+            "Root-cause analysis of an admission without a community C(E)TR",
+            "Admission without a community C(E)TR is exceptional and is reviewed.",
+        ),
+        _c(
+            TaskType.INPATIENT_CETR,
+            "Hold an inpatient C(E)TR",
+            "Inpatient C(E)TRs recur while the person is in hospital (children and young people every 3 months).",
+        ),
+        _c(
+            TaskType.OVERSIGHT_VISIT,
+            "Commissioner oversight visit",
+            "Visits to an inpatient placed out of area (children every 6 weeks, adults every 8).",
+        ),
+        _c(
+            TaskType.KEYWORKING_REVIEW,
+            "12-week keyworking review",
+            "The review that ends an intensive keyworking cycle: continue or step down.",
+        ),
+        _c(
+            TaskType.MONITORING_CONTACT,
+            "Monthly monitoring contact",
+            "A keyworker's contact with a young person whose case is in monitoring.",
+        ),
     ),
     "consent-category": (
         _c(ConsentCategory.DSR_INCLUSION, "Inclusion on the Dynamic Support Register"),

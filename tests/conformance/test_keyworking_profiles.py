@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -127,13 +128,58 @@ def test_valid_instances_of_every_profile_pass() -> None:
         assert errors(sample) == [], sample["meta"]["profile"][0]
 
 
-def test_episode_needs_a_care_manager_and_a_phase() -> None:
+def test_episode_needs_a_type_and_a_phase() -> None:
     resource = episode()
-    del resource["careManager"]
+    del resource["type"]
     resource["extension"] = resource["extension"][1:]
     found = errors(resource)
-    assert ("EpisodeOfCare.careManager", "EpisodeOfCare.careManager: minimum required = 1, but only found 0") in found
+    assert ("EpisodeOfCare.type", "EpisodeOfCare.type: minimum required = 1, but only found 0") in found
     assert any("extension:phase: minimum required = 1" in message for _path, message in found)
+
+
+@pytest.mark.parametrize(
+    ("status", "phase", "refused"),
+    [
+        ("active", "allocated", True),
+        ("active", "intensive", True),
+        ("active", "step-down", True),
+        ("active", "monitoring", True),
+        ("waitlist", "referred", False),
+        ("finished", "closed", False),
+        ("cancelled", "closed", False),
+    ],
+)
+def test_only_an_active_episode_must_name_its_keyworker(status: str, phase: str, refused: bool) -> None:
+    resource = episode()
+    resource["status"] = status
+    resource["extension"] = [
+        {"url": sd_url("keyworking-phase"), "valueCoding": {"system": cs_url("keyworking-phase"), "code": phase}}
+    ]
+    assert errors(resource) == []
+    del resource["careManager"]
+    expected = [("EpisodeOfCare", "kwg-eoc-1: An active keyworking case names its keyworker in careManager")]
+    assert errors(resource) == (expected if refused else [])
+
+
+def test_past_phases_carry_the_phase_extensions() -> None:
+    resource = episode()
+    phase = resource["extension"][0]
+    resource["statusHistory"] = [
+        {"extension": [phase], "status": "active", "period": {"start": "2026-01-05", "end": "2026-02-01"}}
+    ]
+    assert errors(resource) == []
+    resource["statusHistory"][0]["extension"] = []
+    del resource["statusHistory"][0]["extension"]
+    found = errors(resource)
+    assert any("statusHistory.extension:phase: minimum required = 1" in m for _p, m in found), found
+
+
+def test_a_second_keyworker_is_a_co_keyworker_reference() -> None:
+    resource = episode()
+    resource["extension"].append({"url": sd_url("co-keyworker"), "valueReference": {"reference": "Practitioner/k2"}})
+    assert errors(resource) == []
+    resource["extension"][-1] = {"url": sd_url("co-keyworker"), "valueReference": {"reference": "Patient/p1"}}
+    assert [p for p, _m in errors(resource)] == ["EpisodeOfCare.extension[2].valueReference"]
 
 
 def test_episode_type_must_be_a_service_model() -> None:

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gateway.cli import app as cli_app
-from gateway.conformance.keyworking import sd_url
+from gateway.conformance.keyworking import cs_url, sd_url
 from tests.conformance.test_keyworking_profiles import episode, task
 
 JSON = {"Content-Type": "application/fhir+json"}
@@ -69,11 +69,12 @@ async def test_validate_takes_a_parameters_body_with_a_profile(client: httpx.Asy
 async def test_validate_with_a_profile_query_parameter(client: httpx.AsyncClient) -> None:
     resource = episode()
     del resource["meta"]
-    del resource["careManager"]
+    del resource["careManager"]  # the case is active: the profile's kwg-eoc-1 invariant wants its keyworker
     r = await client.post(
         "/fhir/EpisodeOfCare/$validate", params={"profile": sd_url("KeyworkingEpisodeOfCare")}, json=resource
     )
-    assert [i["expression"] for i in _errors(r)] == [["EpisodeOfCare.careManager"]]
+    assert [(i["expression"], i["code"]) for i in _errors(r)] == [(["EpisodeOfCare"], "invariant")]
+    assert "kwg-eoc-1" in _errors(r)[0]["diagnostics"]
 
 
 async def test_validate_the_stored_instance(client: httpx.AsyncClient) -> None:
@@ -84,9 +85,9 @@ async def test_validate_the_stored_instance(client: httpx.AsyncClient) -> None:
     assert r.status_code == 200
     assert _errors(r) == []
     changed = {**resource, "id": "case1", "status": "finished"}
-    del changed["careManager"]
+    del changed["type"]
     r = await client.post("/fhir/EpisodeOfCare/case1/$validate", json=changed, headers=JSON)
-    assert [i["expression"] for i in _errors(r)] == [["EpisodeOfCare.careManager"]]
+    assert [i["expression"] for i in _errors(r)] == [["EpisodeOfCare.type"]]
     assert (await client.post("/fhir/EpisodeOfCare/missing/$validate")).status_code == 404
 
 
@@ -133,7 +134,7 @@ def test_cli_validate_reports_errors_and_exit_code(tmp_path: Path) -> None:
     good, bad = tmp_path / "good.json", tmp_path / "bad.json"
     good.write_text(json.dumps(episode()))
     broken = episode()
-    del broken["careManager"]
+    del broken["type"]
     bad.write_text(json.dumps(broken))
     runner = CliRunner()
     result = runner.invoke(cli_app, ["validate", str(good)])
@@ -141,7 +142,7 @@ def test_cli_validate_reports_errors_and_exit_code(tmp_path: Path) -> None:
     assert "0 error(s)" in result.output
     result = runner.invoke(cli_app, ["validate", str(bad)])
     assert result.exit_code == 1
-    assert "EpisodeOfCare.careManager" in result.output
+    assert "EpisodeOfCare.type" in result.output
 
 
 def test_cli_validate_reads_fhir_xml_and_a_profile_option() -> None:
@@ -150,3 +151,21 @@ def test_cli_validate_reads_fhir_xml_and_a_profile_option() -> None:
     result = runner.invoke(cli_app, ["validate", str(example), "--profile", sd_url("CETRRecommendationTask")])
     assert result.exit_code == 1
     assert "Task.description: minimum required = 1" in result.output
+
+
+async def test_the_store_takes_a_referred_case_and_refuses_an_active_one_without_a_keyworker(
+    client: httpx.AsyncClient,
+) -> None:
+    referred = episode()
+    referred["status"] = "waitlist"
+    referred["extension"] = [
+        {"url": sd_url("keyworking-phase"), "valueCoding": {"system": cs_url("keyworking-phase"), "code": "referred"}}
+    ]
+    del referred["careManager"]
+    r = await client.post("/fhir/EpisodeOfCare", json=referred, headers=JSON)
+    assert r.status_code == 201, r.text
+    active = episode()
+    del active["careManager"]
+    r = await client.post("/fhir/EpisodeOfCare", json=active, headers=JSON)
+    assert r.status_code == 400
+    assert [(i["expression"], i["code"]) for i in _issues(r)] == [(["EpisodeOfCare"], "invariant")]

@@ -16,7 +16,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass  # filled in by the change that adds these tables
+    pass  # reserved and shipped empty; the sync engine tables came in 0006
 
 
 def downgrade() -> None:

@@ -1,0 +1,121 @@
+"""The four routes every record kind has, made once: create, read, replace, and list a person's records.
+
+``POST /{collection}`` creates (201, Location; the id is new, or derived from the Idempotency-Key), ``GET
+/{collection}/{id}`` reads (ETag), ``PUT /{collection}/{id}`` creates or replaces under a client-chosen id (201 or
+200; ``If-Match`` guards against lost updates), and ``GET /{collection}?person_id=`` lists a person's records. The
+body of POST and PUT is the record itself, documented in the OpenAPI schema under its own name.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from gateway.api.deps import CallerDep
+from gateway.api.v1.common import (
+    IdempotencyKey,
+    IfMatch,
+    answer,
+    idempotent,
+    list_answer,
+    parse_if_match,
+    records,
+    saved_answer,
+)
+from gateway.domain.service import kind_name, new_record_id
+from gateway.errors import InvalidRequest
+from mappings.keyworking.records import Record, RecordId
+
+
+def same_id(body_id: str | None, path_id: str) -> None:
+    if body_id is not None and body_id != path_id:
+        raise InvalidRequest(f"the id in the body ({body_id!r}) differs from the id in the path ({path_id!r})")
+
+
+def record_routes(
+    router: APIRouter, kind: type[Record], collection: str, *, listed_by_person: bool = True, creatable: bool = True
+) -> None:
+    """Add the create, read, replace (and list) routes for records of ``kind`` under ``/{collection}``."""
+    name = kind_name(kind)
+
+    async def create(
+        record: Any, request: Request, caller: CallerDep, idempotency_key: IdempotencyKey = None
+    ) -> Response:
+        if getattr(record, "id", None) is not None:
+            raise InvalidRequest(
+                f"a new {name} gets its id from the gateway; use PUT {collection}/{{id}} to choose one"
+            )
+
+        async def write(seed: str | None) -> Response:
+            return saved_answer(await records(request).create(record, record_id=new_record_id(seed)), collection)
+
+        return await idempotent(request, caller, idempotency_key, write)
+
+    async def read(record_id: RecordId, request: Request, caller: CallerDep) -> Response:
+        service = records(request)
+        record = await service.get(kind, record_id)
+        return answer(record, version=await service.version_of(kind, record_id))
+
+    async def put(
+        record_id: RecordId,
+        record: Any,
+        request: Request,
+        caller: CallerDep,
+        if_match: IfMatch = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response:
+        same_id(getattr(record, "id", None), record_id)
+
+        async def write(_seed: str | None) -> Response:
+            stored = record.model_copy(update={"id": record_id})
+            return saved_answer(await records(request).put(stored, if_match=parse_if_match(if_match)), collection)
+
+        return await idempotent(request, caller, idempotency_key, write)
+
+    async def for_person(
+        request: Request, caller: CallerDep, person_id: Annotated[RecordId, Query(description="The young person's id")]
+    ) -> Response:
+        return list_answer(await records(request).for_person(kind, person_id))
+
+    # The body's type is the record kind: set on the annotations FastAPI reads, so OpenAPI documents the record.
+    create.__annotations__["record"] = kind
+    put.__annotations__["record"] = kind
+    if creatable:
+        router.add_api_route(
+            f"/{collection}",
+            create,
+            methods=["POST"],
+            status_code=201,
+            response_model=kind,
+            response_model_exclude_none=True,
+            summary=f"Create a {name}",
+            operation_id=f"create_{collection.replace('-', '_')}",
+        )
+    router.add_api_route(
+        f"/{collection}/{{record_id}}",
+        read,
+        methods=["GET"],
+        response_model=kind,
+        response_model_exclude_none=True,
+        summary=f"Read a {name}",
+        operation_id=f"read_{collection.replace('-', '_')}",
+    )
+    router.add_api_route(
+        f"/{collection}/{{record_id}}",
+        put,
+        methods=["PUT"],
+        response_model=kind,
+        response_model_exclude_none=True,
+        summary=f"Create or replace a {name} under a chosen id",
+        operation_id=f"put_{collection.replace('-', '_')}",
+    )
+    if listed_by_person:
+        router.add_api_route(
+            f"/{collection}",
+            for_person,
+            methods=["GET"],
+            summary=f"A person's {name} records",
+            operation_id=f"list_{collection.replace('-', '_')}",
+        )

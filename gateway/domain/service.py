@@ -1,0 +1,274 @@
+"""Keyworking records kept as profiled FHIR: write a record's resources in one transaction, read records back.
+
+:class:`KeyworkingRecords` is what the domain API calls. A write maps the record (pure, ``mappings``), stores every
+resource it maps to with its id derived from the record's (so writing the same record again is an update, never a
+duplicate), deletes the resources an earlier version had and this one has not, and applies the register rules, all
+in one repository transaction: the store validates each resource against its profile, and nothing is written when
+any part fails. A read gathers the resources and maps them back; there is no second copy of a record.
+
+A change to an existing record (a lifecycle move, a new rating) reads it, applies a pure function, and writes it
+back only if nobody changed it meanwhile (``If-Match`` on the main resource's version): a concurrent change answers
+409 and the caller retries.
+
+Failures: pydantic ``ValidationError`` (the record is wrong: 422 naming the field), ``ImpossibleTransition`` (the
+state forbids it: 409), :class:`~gateway.errors.NotFound` for unknown ids. The API turns them into
+OperationOutcomes in one place.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Generic, TypeVar
+
+from gateway.domain.gather import belonging_to, gather, parse, read_optional, search
+from gateway.errors import Conflict, Gone, NotFound, PreconditionFailed, UnprocessableRecord
+from gateway.errors import Issue as GatewayIssue
+from gateway.store.repository import FhirRepository
+from mappings.keyworking import lifecycle
+from mappings.keyworking.elements import Resource
+from mappings.keyworking.errors import ImpossibleTransition, NotOurShape
+from mappings.keyworking.mapping import MAIN_RESOURCE, from_fhir, to_fhir
+from mappings.keyworking.records import (
+    CareTeam,
+    Contact,
+    KeyworkingCase,
+    Person,
+    Record,
+    RegisterEntry,
+    ReviewMeeting,
+    check_age,
+)
+
+R = TypeVar("R", bound=Record)
+
+#: Kinds whose records name a person (``person_id``), checked to exist on every write.
+PERSON_BOUND: tuple[type[Record], ...] = (RegisterEntry, KeyworkingCase, CareTeam, Contact, ReviewMeeting)
+
+#: The search that lists a person's records of each kind (the main resource's reference to the Patient).
+PERSON_PARAM: dict[type[Record], str] = {
+    RegisterEntry: "patient",
+    KeyworkingCase: "patient",
+    CareTeam: "subject",
+    Contact: "subject",
+    ReviewMeeting: "subject",
+}
+
+#: Runs inside the write transaction after the record's resources are stored: the register rules.
+AfterWrite = Callable[[FhirRepository, Record | None, Record], Awaitable[None]]
+
+
+def new_record_id(seed: str | None = None) -> str:
+    """An id for a new record: random, or derived from ``seed`` (client + Idempotency-Key) so a retry reuses it."""
+    if seed is None:
+        return str(uuid.uuid4())
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:keyworking-gateway:record:{seed}"))
+
+
+def record_id_of(record: Record) -> str:
+    """The id of a record that has one (every record kind the service stores has an ``id`` field)."""
+    rid = getattr(record, "id", None)
+    if not isinstance(rid, str):
+        raise TypeError(f"{type(record).__name__} has no id")
+    return rid
+
+
+def kind_name(kind: type[Record]) -> str:
+    return {
+        Person: "person",
+        RegisterEntry: "register entry",
+        KeyworkingCase: "keyworking case",
+        CareTeam: "care team",
+        Contact: "contact",
+        ReviewMeeting: "C(E)TR or LAEP meeting",
+    }.get(kind, kind.__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Saved(Generic[R]):
+    """A record as written, the version of its main resource, and whether this write created it."""
+
+    record: R
+    version: int
+    created: bool
+
+
+class KeyworkingRecords:
+    """Keyworking records over one FHIR repository (the app's, or a test's rolled-back one)."""
+
+    def __init__(
+        self,
+        repo: FhirRepository,
+        *,
+        today: Callable[[], date] | None = None,
+        after_write: AfterWrite | None = None,
+    ) -> None:
+        self.repo = repo
+        self.today = today or (lambda: datetime.now(UTC).date())
+        self.after_write = after_write
+
+    @asynccontextmanager
+    async def together(self) -> AsyncIterator[KeyworkingRecords]:
+        """A service whose writes all commit together, or none do (e.g. a keyworker change on a case and its team)."""
+        async with self.repo.transaction() as tx:
+            yield KeyworkingRecords(tx, today=self.today, after_write=self.after_write)
+
+    # -- reads ----------------------------------------------------------------------------------------------------
+
+    async def get(self, kind: type[R], record_id: str) -> R:
+        """The record of this kind with this id; NotFound when there is none (or the id is another kind's)."""
+        try:
+            resources = await gather(self.repo, kind, record_id)
+        except (NotFound, Gone):
+            raise NotFound(f"there is no {kind_name(kind)} {record_id!r}") from None
+        return self._read(kind, resources, record_id)
+
+    async def version_of(self, kind: type[Record], record_id: str) -> int:
+        return (await self.repo.read(MAIN_RESOURCE[kind], record_id)).version_id
+
+    async def for_person(self, kind: type[R], person_id: str) -> list[R]:
+        """A person's records of this kind, oldest first (by id order within the same instant)."""
+        await self._require_person(person_id)
+        mains = await search(
+            self.repo, MAIN_RESOURCE[kind], [(PERSON_PARAM[kind], f"Patient/{person_id}"), ("_sort", "_lastUpdated")]
+        )
+        records = []
+        for main in mains:
+            try:
+                records.append(from_fhir(kind, [main, *await belonging_to(self.repo, kind, main)]))
+            except NotOurShape:
+                continue  # another kind sharing the resource type (a contact among meetings, a case among entries)
+        return records
+
+    async def people_by_identifier(self, system: str, value: str) -> list[Person]:
+        patients = await search(self.repo, "Patient", [("identifier", f"{system}|{value}")])
+        return [from_fhir(Person, [p, *await belonging_to(self.repo, Person, p)]) for p in patients]
+
+    def _read(self, kind: type[R], resources: Sequence[Resource], record_id: str) -> R:
+        try:
+            return from_fhir(kind, resources)
+        except NotOurShape:
+            # The id names a resource of the right type that is not this kind of record (or not ours at all).
+            raise NotFound(f"there is no {kind_name(kind)} {record_id!r}") from None
+
+    # -- writes ---------------------------------------------------------------------------------------------------
+
+    async def create(self, record: R, *, record_id: str | None = None) -> Saved[R]:
+        """Store a new record under ``record_id`` (or a fresh one). Writing the same id again replaces it."""
+        rid = record_id or new_record_id()
+        return await self.put(record.model_copy(update={"id": rid}))
+
+    async def put(self, record: R, *, if_match: int | None = None) -> Saved[R]:
+        """Store this whole record (create or replace), applying the checks a whole-record write needs."""
+        kind = type(record)
+        before = await self._existing(kind, record_id_of(record))
+        await self._check(record, before)
+        return await self._write(record, before, if_match)
+
+    async def change(self, kind: type[R], record_id: str, step: Callable[[R], R]) -> Saved[R]:
+        """Read the record, apply ``step`` (a pure lifecycle function), and write the result if nobody else did."""
+        before = await self.get(kind, record_id)
+        version = await self.version_of(kind, record_id)
+        after = step(before)
+        await self._check(after, before)
+        return await self._write(after, before, version, raced=True)
+
+    async def _existing(self, kind: type[R], record_id: str) -> R | None:
+        main = await read_optional(self.repo, MAIN_RESOURCE[kind], record_id)
+        if main is None:
+            return None
+        resources = [main, *await belonging_to(self.repo, kind, main)]
+        try:
+            return from_fhir(kind, resources)
+        except NotOurShape as exc:
+            raise Conflict(
+                f"{MAIN_RESOURCE[kind]}/{record_id} exists and is not a {kind_name(kind)}; choose another id",
+                issues=[GatewayIssue("conflict", exc.message, (exc.path,))],
+            ) from None
+
+    async def _check(self, record: Record, before: Record | None) -> None:
+        if isinstance(record, Person):
+            if before is None:
+                check_age(record, self.today())
+            return
+        person_id = getattr(record, "person_id", None)
+        if person_id is not None:
+            if before is not None and getattr(before, "person_id", None) != person_id:
+                raise Conflict(
+                    f"a {kind_name(type(record))} cannot move to another person",
+                    issues=[GatewayIssue("conflict", "person_id differs from the stored record", ("person_id",))],
+                )
+            await self._require_person(person_id, field="person_id")
+        if isinstance(record, KeyworkingCase):
+            lifecycle.check_history(record)
+            if isinstance(before, KeyworkingCase) and before.phase.value == "closed" and record != before:
+                raise ImpossibleTransition(
+                    "the case is already closed; a closed case stays closed",
+                    state="closed",
+                    field="phase",
+                    requested=record.phase.value,
+                )
+
+    async def _require_person(self, person_id: str, *, field: str = "person_id") -> None:
+        if await read_optional(self.repo, "Patient", person_id) is None:
+            raise UnprocessableRecord(
+                f"there is no person {person_id!r}",
+                issues=[
+                    GatewayIssue("invalid", f"there is no person {person_id!r}; create the person first", (field,))
+                ],
+            )
+
+    async def _write(self, record: R, before: R | None, if_match: int | None, *, raced: bool = False) -> Saved[R]:
+        kind = type(record)
+        resources = to_fhir(record)
+        stale = await self._stale(kind, record, resources) if before is not None else []
+        try:
+            async with self.repo.transaction() as tx:
+                results = []
+                for i, resource in enumerate(resources):
+                    results.append(
+                        await tx.update(
+                            resource["resourceType"], resource["id"], resource, if_match=if_match if i == 0 else None
+                        )
+                    )
+                for res_type, res_id in stale:
+                    await tx.delete(res_type, res_id)
+                if self.after_write is not None:
+                    await self.after_write(tx, before, record)
+        except PreconditionFailed:
+            if not raced:
+                raise  # the client's If-Match was stale: 412
+            what = f"the {kind_name(kind)} {record_id_of(record)!r}"
+            raise Conflict(f"{what} changed while this request was handled; read it and try again") from None
+        main = results[0].resource
+        assert main is not None
+        return Saved(from_fhir(kind, resources), main.version_id, created=before is None)
+
+    async def _stale(self, kind: type[Record], record: Record, resources: Sequence[Resource]) -> list[tuple[str, str]]:
+        """Resources the stored version of the record has and the new version does not (e.g. a dropped views note)."""
+        main = await read_optional(self.repo, MAIN_RESOURCE[kind], record_id_of(record))
+        if main is None:
+            return []
+        keep = {(r["resourceType"], r["id"]) for r in resources}
+        old = [(str(r["resourceType"]), str(r["id"])) for r in await belonging_to(self.repo, kind, main)]
+        return [key for key in old if key not in keep]
+
+
+async def read_resource(repo: FhirRepository, res_type: str, res_id: str) -> tuple[Resource, int]:
+    """One stored resource and its version (for the recommendation status updates, which patch a Task)."""
+    try:
+        stored = await repo.read(res_type, res_id)
+    except (NotFound, Gone):
+        raise NotFound(f"there is no {res_type} {res_id!r}") from None
+    return parse(stored), stored.version_id
+
+
+def issue(message: str, field: str) -> list[GatewayIssue]:
+    return [GatewayIssue("invalid", message, (field,))]
+
+
+def as_dict(record: Record) -> dict[str, Any]:
+    return record.model_dump(mode="json", exclude_none=True)

@@ -1,0 +1,112 @@
+"""The relay: outbox events become delivery rows, one per destination whose sharing profile admits the change.
+
+One relay runs at a time (a PostgreSQL advisory lock; SQLite's single writer), so deliveries are created in outbox
+order and a patient's changes keep their order within a lane. Relaying is idempotent: a delivery is unique per
+(destination, outbox event), and events are marked relayed in the same transaction that creates their deliveries.
+The relay returns the lanes that got work, so the caller can nudge Celery; if the nudge is lost (broker down), the
+sweep finds the pending deliveries later.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.store.db import begin_write
+from gateway.store.models import outbox
+from gateway.store.timeutil import now_us
+from gateway.sync import sharing
+from gateway.sync.destinations import Destination
+from gateway.sync.tables import delivery
+
+#: Advisory lock key of the relay on PostgreSQL ("kwgrelay" in ASCII, as a 64-bit integer).
+RELAY_LOCK_KEY = 0x6B7767_72656C6179 & 0x7FFFFFFFFFFFFFFF
+
+
+@dataclass(slots=True)
+class RelayReport:
+    events: int = 0
+    deliveries: int = 0
+    lanes: set[tuple[str, int]] = field(default_factory=set)
+
+
+def lane_of(patient_id: str | None, res_type: str, res_id: str, lanes: int) -> int:
+    """The lane of a change: by patient, so one patient's changes stay in order; by resource when there is none."""
+    key = f"Patient/{patient_id}" if patient_id else f"{res_type}/{res_id}"
+    return zlib.crc32(key.encode()) % lanes
+
+
+async def _take_relay_lock(conn: AsyncConnection) -> bool:
+    if conn.dialect.name != "postgresql":
+        return True  # SQLite: the write transaction (BEGIN IMMEDIATE) already excludes every other writer
+    return bool((await conn.execute(text(f"SELECT pg_try_advisory_xact_lock({RELAY_LOCK_KEY})"))).scalar())
+
+
+def _insert_ignoring_duplicates(conn: AsyncConnection, rows: list[dict[str, object]]) -> object:
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    return dialect_insert(delivery).values(rows).on_conflict_do_nothing(index_elements=["destination", "outbox_id"])
+
+
+async def relay_once(engine: AsyncEngine, destinations: Sequence[Destination], *, batch: int = 500) -> RelayReport:
+    """Relay up to ``batch`` unrelayed outbox events; an empty report when there are none (or another relay runs)."""
+    report = RelayReport()
+    active = [d for d in destinations if d.enabled]
+    conn = await begin_write(engine)
+    try:
+        async with conn.begin():
+            if not await _take_relay_lock(conn):
+                return report
+            events = (
+                await conn.execute(
+                    select(
+                        outbox.c.id,
+                        outbox.c.res_type,
+                        outbox.c.res_id,
+                        outbox.c.version_id,
+                        outbox.c.method,
+                        outbox.c.patient_id,
+                    )
+                    .where(outbox.c.relayed_at.is_(None))
+                    .order_by(outbox.c.id)
+                    .limit(batch)
+                )
+            ).all()
+            if not events:
+                return report
+            now = now_us()
+            rows: list[dict[str, object]] = []
+            for event in events:
+                for dest in active:
+                    if not sharing.allows(dest.recipient, event.res_type, dest.resource_types):
+                        continue
+                    lane = lane_of(event.patient_id, event.res_type, event.res_id, dest.lanes)
+                    rows.append(
+                        {
+                            "destination": dest.name,
+                            "lane": lane,
+                            "outbox_id": event.id,
+                            "res_type": event.res_type,
+                            "res_id": event.res_id,
+                            "version_id": event.version_id,
+                            "method": event.method,
+                            "patient_id": event.patient_id,
+                            "status": "pending",
+                            "attempts": 0,
+                            "next_attempt_at": now,
+                            "created_at": now,
+                        }
+                    )
+                    report.lanes.add((dest.name, lane))
+            for start in range(0, len(rows), 500):
+                await conn.execute(_insert_ignoring_duplicates(conn, rows[start : start + 500]))  # type: ignore[call-overload]
+            ids = [e.id for e in events]
+            await conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(relayed_at=now))
+            report.events, report.deliveries = len(events), len(rows)
+    finally:
+        await conn.close()
+    return report

@@ -1,0 +1,97 @@
+"""Sharing profiles: which resource types, and which of their elements, each kind of recipient may receive.
+
+Least data to each recipient (domain.md section 7). The defaults here are the gateway's; the security issue adds
+consent and per-organisation agreements on top. An element list names top-level elements; ``resourceType``,
+``id`` and ``meta`` are always kept. A resource labelled sensitive (``meta.security`` code ``R``, as the young
+person's views are) goes only to NHS providers.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+ALWAYS = ("resourceType", "id", "meta")
+
+
+class Recipient(StrEnum):
+    NHS_PROVIDER = "nhs-provider"
+    LOCAL_AUTHORITY = "local-authority"
+    SCHOOL = "school"
+    CHILDRENS_HOME = "childrens-home"
+    YOUTH_JUSTICE = "youth-justice"
+
+
+#: Per recipient: resource type → allowed top-level elements (None: all of them).
+PROFILES: dict[Recipient, dict[str, tuple[str, ...] | None]] = {
+    Recipient.NHS_PROVIDER: dict.fromkeys(
+        (
+            "Patient",
+            "Condition",
+            "EpisodeOfCare",
+            "Flag",
+            "Observation",
+            "CareTeam",
+            "Encounter",
+            "Composition",
+            "Task",
+            "Consent",
+            "CarePlan",
+            "Provenance",
+        )
+    ),
+    Recipient.LOCAL_AUTHORITY: {
+        "Patient": None,
+        "EpisodeOfCare": None,
+        "Flag": None,
+        "CareTeam": None,
+        "Encounter": ("extension", "identifier", "status", "class", "type", "subject", "episodeOfCare", "period"),
+        "Task": None,
+        "Consent": None,
+    },
+    Recipient.SCHOOL: {
+        "Patient": ("identifier", "name", "birthDate"),
+        "CareTeam": ("status", "subject", "period", "participant", "name"),
+        "Encounter": ("status", "class", "type", "subject", "period"),
+        "Task": ("extension", "status", "intent", "code", "description", "for", "owner", "restriction", "focus"),
+    },
+    Recipient.CHILDRENS_HOME: {
+        "Patient": ("identifier", "name", "birthDate", "gender"),
+        "CareTeam": None,
+        "Encounter": ("status", "class", "type", "subject", "period", "participant"),
+        "Task": None,
+    },
+    Recipient.YOUTH_JUSTICE: {
+        "Patient": ("identifier", "name", "birthDate", "gender"),
+        "CareTeam": None,
+        "Encounter": ("status", "class", "type", "subject", "period"),
+    },
+}
+
+
+def allows(recipient: Recipient, res_type: str, only: tuple[str, ...] | None = None) -> bool:
+    """May this recipient receive resources of this type at all?"""
+    return res_type in PROFILES[recipient] and (only is None or res_type in only)
+
+
+def is_sensitive(resource: dict[str, Any]) -> bool:
+    labels = resource.get("meta", {}).get("security", ())
+    return any(isinstance(label, dict) and label.get("code") in ("R", "V") for label in labels)
+
+
+def reduce(recipient: Recipient, resource: dict[str, Any]) -> dict[str, Any] | None:
+    """The part of the resource this recipient may see, or None when it may see none of it."""
+    res_type = resource.get("resourceType")
+    if not isinstance(res_type, str) or res_type not in PROFILES[recipient]:
+        return None
+    if is_sensitive(resource) and recipient is not Recipient.NHS_PROVIDER:
+        return None
+    elements = PROFILES[recipient][res_type]
+    if elements is None:
+        return resource
+    keep = set(ALWAYS) | set(elements)
+    reduced = {k: v for k, v in resource.items() if k in keep}
+    if isinstance(reduced.get("meta"), dict):
+        # A reduced resource no longer claims our profiles: it may lack what they require.
+        reduced["meta"] = {k: v for k, v in reduced["meta"].items() if k != "profile"}
+    return reduced
