@@ -165,29 +165,34 @@ class KeyworkingRecords:
         """Store this whole record (create or replace), applying the checks a whole-record write needs."""
         kind = type(record)
         before = await self._existing(kind, record_id_of(record))
-        await self._check(record, before)
+        await self._check(record, before.record if before else None)
         return await self._write(record, before, if_match)
 
     async def change(self, kind: type[R], record_id: str, step: Callable[[R], R]) -> Saved[R]:
         """Read the record, apply ``step`` (a pure lifecycle function), and write the result if nobody else did."""
-        before = await self.get(kind, record_id)
-        version = await self.version_of(kind, record_id)
-        after = step(before)
-        await self._check(after, before)
-        return await self._write(after, before, version, raced=True)
+        before = await self._existing(kind, record_id)
+        if before is None:
+            raise NotFound(f"there is no {kind_name(kind)} {record_id!r}")
+        after = step(before.record)
+        await self._check(after, before.record)
+        return await self._write(after, before, before.version, raced=True)
 
-    async def _existing(self, kind: type[R], record_id: str) -> R | None:
-        main = await read_optional(self.repo, MAIN_RESOURCE[kind], record_id)
-        if main is None:
+    async def _existing(self, kind: type[R], record_id: str) -> _Snapshot[R] | None:
+        """The stored record with its resources and main version; None when there is none."""
+        try:
+            stored_main = await self.repo.read(MAIN_RESOURCE[kind], record_id)
+        except (NotFound, Gone):
             return None
+        main = parse(stored_main)
         resources = [main, *await belonging_to(self.repo, kind, main)]
         try:
-            return from_fhir(kind, resources)
+            record = from_fhir(kind, resources)
         except NotOurShape as exc:
             raise Conflict(
                 f"{MAIN_RESOURCE[kind]}/{record_id} exists and is not a {kind_name(kind)}; choose another id",
                 issues=[GatewayIssue("conflict", exc.message, (exc.path,))],
             ) from None
+        return _Snapshot(record, resources, stored_main.version_id)
 
     async def _check(self, record: Record, before: Record | None) -> None:
         if isinstance(record, Person):
@@ -201,7 +206,8 @@ class KeyworkingRecords:
                     f"a {kind_name(type(record))} cannot move to another person",
                     issues=[GatewayIssue("conflict", "person_id differs from the stored record", ("person_id",))],
                 )
-            await self._require_person(person_id, field="person_id")
+            if before is None:
+                await self._require_person(person_id, field="person_id")
         if isinstance(record, KeyworkingCase):
             lifecycle.check_history(record)
             if isinstance(before, KeyworkingCase) and before.phase.value == "closed" and record != before:
@@ -221,40 +227,64 @@ class KeyworkingRecords:
                 ],
             )
 
-    async def _write(self, record: R, before: R | None, if_match: int | None, *, raced: bool = False) -> Saved[R]:
+    async def _write(
+        self, record: R, before: _Snapshot[R] | None, if_match: int | None, *, raced: bool = False
+    ) -> Saved[R]:
+        """Write what changed: the main resource (always, when anything changed: its version guards the record),
+        the other resources whose content differs, and deletions of those the new version no longer has."""
         kind = type(record)
         resources = to_fhir(record)
-        stale = await self._stale(kind, record, resources) if before is not None else []
+        old = {(str(r["resourceType"]), str(r["id"])): r for r in (before.resources if before else ())}
+        changed = [r for r in resources[1:] if not same_content(old.get((r["resourceType"], r["id"])), r)]
+        stale = [key for key in old if key not in {(r["resourceType"], r["id"]) for r in resources}]
+        main = resources[0]
+        main_changed = not same_content(old.get((main["resourceType"], main["id"])), main)
+        if before is not None and not (main_changed or changed or stale):
+            if if_match is not None and if_match != before.version and not raced:
+                raise PreconditionFailed(f"If-Match version {if_match} is stale: the record is at {before.version}")
+            return Saved(from_fhir(kind, resources), before.version, created=False)
+        batch = changed if if_match is not None else [main, *changed]
+        for resource in batch:
+            self.repo.check(resource, resource["resourceType"])  # update_many does not validate
         try:
             async with self.repo.transaction() as tx:
-                results = []
-                for i, resource in enumerate(resources):
-                    results.append(
-                        await tx.update(
-                            resource["resourceType"], resource["id"], resource, if_match=if_match if i == 0 else None
-                        )
-                    )
+                if if_match is not None:  # the version guard needs the single-resource path
+                    written = await tx.update(main["resourceType"], main["id"], main, if_match=if_match)
+                if batch:
+                    results = await tx.update_many([(r, r["id"]) for r in batch])
+                    if if_match is None:
+                        written = results[0]
                 for res_type, res_id in stale:
                     await tx.delete(res_type, res_id)
                 if self.after_write is not None:
-                    await self.after_write(tx, before, record)
+                    await self.after_write(tx, before.record if before else None, record)
         except PreconditionFailed:
             if not raced:
                 raise  # the client's If-Match was stale: 412
             what = f"the {kind_name(kind)} {record_id_of(record)!r}"
             raise Conflict(f"{what} changed while this request was handled; read it and try again") from None
-        main = results[0].resource
-        assert main is not None
-        return Saved(from_fhir(kind, resources), main.version_id, created=before is None)
+        assert written.resource is not None
+        return Saved(from_fhir(kind, resources), written.resource.version_id, created=before is None)
 
-    async def _stale(self, kind: type[Record], record: Record, resources: Sequence[Resource]) -> list[tuple[str, str]]:
-        """Resources the stored version of the record has and the new version does not (e.g. a dropped views note)."""
-        main = await read_optional(self.repo, MAIN_RESOURCE[kind], record_id_of(record))
-        if main is None:
-            return []
-        keep = {(r["resourceType"], r["id"]) for r in resources}
-        old = [(str(r["resourceType"]), str(r["id"])) for r in await belonging_to(self.repo, kind, main)]
-        return [key for key in old if key not in keep]
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot(Generic[R]):
+    """A stored record, the resources it was read from, and its main resource's version."""
+
+    record: R
+    resources: list[Resource]
+    version: int
+
+
+def same_content(stored: Resource | None, new: Resource) -> bool:
+    """Whether a stored resource already says what ``new`` says (ignoring the server's versionId/lastUpdated)."""
+    if stored is None:
+        return False
+    if {k: v for k, v in stored.items() if k != "meta"} != {k: v for k, v in new.items() if k != "meta"}:
+        return False
+    server = ("versionId", "lastUpdated")
+    stored_meta = {k: v for k, v in stored.get("meta", {}).items() if k not in server}
+    return stored_meta == {k: v for k, v in new.get("meta", {}).items() if k not in server}
 
 
 async def read_resource(repo: FhirRepository, res_type: str, res_id: str) -> tuple[Resource, int]:
