@@ -19,6 +19,19 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 
+def _register_sync_commands() -> None:
+    from gateway.sync.cli import beat, deliveries_app, destinations_app, relay, worker
+
+    app.command()(worker)
+    app.command()(beat)
+    app.command()(relay)
+    app.add_typer(deliveries_app, name="deliveries")
+    app.add_typer(destinations_app, name="destinations")
+
+
+_register_sync_commands()
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head", help="Alembic revision to migrate to")) -> None:
     """Apply database migrations (safe to repeat)."""
@@ -80,6 +93,7 @@ def serve(
     os.environ.setdefault("KWG_HOME", str(settings.home))
     typer.echo(f"Keyworking Gateway on http://{host}:{port}/fhir ({_describe(settings.resolved_database_url)})")
     listener = _start_mllp_child() if settings.mllp_enabled else None
+    sync_worker = _start_embedded_worker() if settings.broker_url is None else None
     loader = _start_demo_child(f"http://{_client_host(host)}:{port}") if demo else None
     try:
         uvicorn.run(
@@ -94,8 +108,31 @@ def serve(
     finally:
         if loader is not None:
             _stop_child(loader)
+        if sync_worker is not None:
+            _stop_child(sync_worker)
         if listener is not None:
             _stop_child(listener)
+
+
+def _start_embedded_worker() -> subprocess.Popen[bytes]:
+    """No broker configured: a real Celery worker (with beat and the relay) on the embedded broker, as a child."""
+    command = [
+        sys.executable,
+        "-m",
+        "gateway.cli",
+        "worker",
+        "--beat",
+        "--pool",
+        "threads",
+        "--concurrency",
+        "4",
+        "--loglevel",
+        "WARNING",
+        "--parent",
+        str(os.getpid()),
+    ]
+    typer.echo("starting the sync worker on the embedded broker (set KWG_BROKER_URL to run workers separately)")
+    return subprocess.Popen(command)
 
 
 def _client_host(host: str) -> str:

@@ -87,6 +87,23 @@ class Settings(BaseSettings):
         default=30, ge=0, description="Days the raw HL7 v2 message is kept in the message log before it is purged"
     )
 
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker (e.g. redis://127.0.0.1:6379/0); unset: the embedded broker under KWG_HOME",
+    )
+    destinations_file: Path | None = Field(
+        default=None, description="TOML or JSON file of the destinations changes are sent to (see docs/sync.md)"
+    )
+    relay_interval: float = Field(
+        default=0.2, gt=0, le=60, description="Seconds the relay waits between looks at an empty outbox"
+    )
+    sweep_interval: float = Field(
+        default=5.0, gt=0, le=3600, description="Seconds between sweeps for lanes with due deliveries and no worker"
+    )
+    lane_lease_seconds: float = Field(
+        default=60.0, gt=1, le=3600, description="How long a worker holds a delivery lane before another may take it"
+    )
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.default_page_size > self.max_page_size:
@@ -100,6 +117,15 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.home / 'gateway.db'}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        """The broker: the configured one, or the embedded filesystem broker (no server needed)."""
+        return self.broker_url or "filesystem://"
+
+    @property
+    def embedded_broker_folder(self) -> Path:
+        return self.home / "broker"
 
     @property
     def is_sqlite(self) -> bool:

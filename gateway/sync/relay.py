@@ -9,8 +9,10 @@ sweep finds the pending deliveries later.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select, text, update
@@ -23,6 +25,8 @@ from gateway.store.timeutil import now_us
 from gateway.sync import sharing
 from gateway.sync.destinations import Destination
 from gateway.sync.tables import delivery
+
+log = logging.getLogger(__name__)
 
 #: Advisory lock key of the relay on PostgreSQL ("kwgrelay" in ASCII, as a 64-bit integer).
 RELAY_LOCK_KEY = 0x6B7767_72656C6179 & 0x7FFFFFFFFFFFFFFF
@@ -110,3 +114,30 @@ async def relay_once(engine: AsyncEngine, destinations: Sequence[Destination], *
     finally:
         await conn.close()
     return report
+
+
+async def run_relay(
+    engine: AsyncEngine,
+    destinations: Sequence[Destination],
+    nudge: Callable[[set[tuple[str, int]]], object],
+    *,
+    interval: float,
+    stop: asyncio.Event,
+) -> None:
+    """Relay until ``stop`` is set: at once while there is a backlog, every ``interval`` seconds when idle.
+
+    A database error is logged and retried after ``interval`` (the outbox keeps everything meanwhile).
+    """
+    while not stop.is_set():
+        try:
+            report = await relay_once(engine, destinations)
+        except Exception as exc:  # the relay must outlive a database restart; it retries
+            log.warning("relay failed (%s); retrying", type(exc).__name__)
+            report = RelayReport()
+        if report.lanes:
+            await asyncio.to_thread(nudge, report.lanes)
+        if report.events == 0:
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            except TimeoutError:
+                pass

@@ -1,0 +1,169 @@
+"""The Celery side of the sync engine: the app, its thin tasks, and the per-process runtime they run in.
+
+Tasks take ids (a destination name and a lane number), re-read everything from the database, and are safe to run
+twice (``acks_late``; a lane lease keeps two workers off one lane). The app is built by :func:`create_celery` from
+settings (nothing at import time): ``kwg worker`` and ``kwg beat`` build it, and so do the relay and the API when they
+send tasks.
+
+Broker: Redis in production (``KWG_BROKER_URL``). With none configured, kombu's filesystem transport under
+``KWG_HOME/broker``: no server, real Celery semantics, several processes on one machine (docs/decisions/0006). The
+database holds the deliveries, so a message the embedded broker loses costs a delay until the next sweep, not a
+change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from celery import Celery
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from connectors.base import PushConnector
+from connectors.registry import build_push_connector
+from gateway.settings import Settings, load_settings
+from gateway.store.db import create_engine
+from gateway.store.repository import SqlFhirRepository
+from gateway.sync import deliveries
+from gateway.sync.deliver import DrainReport, drain_lane
+from gateway.sync.destinations import Destination, load_destinations
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DELIVER_LANE = "kwg.deliver_lane"
+SWEEP = "kwg.sweep"
+
+
+def broker_options(settings: Settings) -> dict[str, Any]:
+    if settings.broker_url is None:
+        folder = settings.embedded_broker_folder
+        folder.mkdir(parents=True, exist_ok=True)
+        return {
+            "data_folder_in": str(folder),
+            "data_folder_out": str(folder),
+            "polling_interval": 0.05,
+            "store_processed": False,
+        }
+    if settings.broker_url.startswith("redis"):
+        # A task whose worker died unacknowledged is delivered again after this long (the sweep is faster still).
+        return {"visibility_timeout": 300, "socket_connect_timeout": 2, "socket_timeout": 5}
+    return {}
+
+
+def create_celery(settings: Settings | None = None) -> Celery:
+    """The Celery app with the sync engine's tasks registered."""
+    settings = settings or load_settings()
+    app = Celery("kwg", broker=settings.resolved_broker_url, set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        accept_content=["json"],
+        broker_transport_options=broker_options(settings),
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        beat_schedule={"sweep": {"task": SWEEP, "schedule": settings.sweep_interval}},
+    )
+    app.conf.kwg_settings = settings
+
+    @app.task(name=DELIVER_LANE)  # type: ignore[untyped-decorator]
+    def deliver_lane(destination: str, lane: int) -> None:
+        report = runtime(settings).deliver(destination, lane)
+        if report is not None and report.retry_in is not None:
+            nudge(app, [(destination, lane)], countdown=report.retry_in)
+
+    @app.task(name=SWEEP)  # type: ignore[untyped-decorator]
+    def sweep() -> None:
+        nudge(app, runtime(settings).run(deliveries.lanes_with_work(runtime(settings).engine)))
+
+    return app
+
+
+def nudge(app: Celery, lanes: list[tuple[str, int]] | set[tuple[str, int]], *, countdown: float | None = None) -> int:
+    """Ask a worker to drain these lanes; a broker that is down is logged, not raised (the sweep catches up)."""
+    sent = 0
+    for destination, lane in sorted(lanes):
+        try:
+            app.send_task(DELIVER_LANE, args=[destination, lane], countdown=countdown, retry=False)
+            sent += 1
+        except Exception as exc:  # kombu raises several types for an unreachable broker; the sweep will retry
+            log.warning("could not queue delivery of %s lane %d: %s", destination, lane, type(exc).__name__)
+            break
+    return sent
+
+
+@dataclass
+class Runtime:
+    """One per worker process: an event loop, the database engine, the destinations and their connectors."""
+
+    settings: Settings
+    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
+    pid: int = field(default_factory=os.getpid)
+    _engine: AsyncEngine | None = None
+    _destinations: dict[str, Destination] | None = None
+    _connectors: dict[str, PushConnector] = field(default_factory=dict)
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(coro)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            self._engine = create_engine(self.settings)
+        return self._engine
+
+    @property
+    def destinations(self) -> dict[str, Destination]:
+        if self._destinations is None:
+            self._destinations = {d.name: d for d in load_destinations(self.settings.destinations_file)}
+        return self._destinations
+
+    def connector(self, destination: Destination) -> PushConnector:
+        if destination.name not in self._connectors:
+            secret = destination.bearer_token()
+            config: dict[str, Any] = {
+                "endpoint": str(destination.endpoint),
+                "timeout_seconds": destination.timeout_seconds,
+            }
+            if secret is not None:
+                config["bearer_token"] = secret
+            self._connectors[destination.name] = build_push_connector(destination.connector, config)
+        return self._connectors[destination.name]
+
+    def deliver(self, name: str, lane: int) -> DrainReport | None:
+        destination = self.destinations.get(name)
+        if destination is None:
+            log.error("deliveries for unknown destination %s (lane %d) wait until it is configured again", name, lane)
+            return None
+        repo = SqlFhirRepository(self.engine)
+        owner = f"{socket.gethostname()}:{os.getpid()}"
+        return self.run(
+            drain_lane(
+                self.engine,
+                repo,
+                destination,
+                self.connector(destination),
+                lane,
+                owner=owner,
+                lease_seconds=self.settings.lane_lease_seconds,
+            )
+        )
+
+
+_RUNTIME: Runtime | None = None
+
+
+def runtime(settings: Settings) -> Runtime:
+    """This process's runtime (made on first use, so a forked worker child makes its own)."""
+    global _RUNTIME
+    if _RUNTIME is None or _RUNTIME.pid != os.getpid():
+        _RUNTIME = Runtime(settings)
+    return _RUNTIME
