@@ -7,7 +7,8 @@ nothing), serves ``GET /fhir/metadata`` and ``GET /fhir/{type}/{id}``, and keeps
 
 - ``GET /_log``: the *effective* changes in arrival order (a PUT of content identical to what it holds changes
   nothing and is not logged, as on a real server with no-op detection), and how many requests and entries arrived;
-- ``POST /_faults`` with ``{"plan": ["500", "429:2", "timeout", "400", "ok"], "delay": 0.0}``: the next requests
+- ``POST /_faults`` with ``{"plan": ["500", "429:2", "timeout", "400", "ok"], "delay": 0.0}`` (fields not given
+  stay as they are): the next requests
   answer in that order (``429:N`` with ``Retry-After: N``; ``timeout`` holds the answer for 60 s; ``400`` refuses
   the Bundle with an OperationOutcome), then normally; ``delay`` slows every answer; ``reject_ids`` refuses any
   transaction holding one of those ``Type/id`` with 422 (a poison change);
@@ -42,7 +43,8 @@ class FakeFhirState:
 
 
 def _outcome(status: int, message: str) -> JSONResponse:
-    body = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "invalid", "diagnostics": message}]}
+    issue = {"severity": "error", "code": "invalid", "diagnostics": message}
+    body = {"resourceType": "OperationOutcome", "issue": [issue]}
     return JSONResponse(body, status_code=status, media_type=FHIR_JSON)
 
 
@@ -57,10 +59,13 @@ def create_app() -> FastAPI:
 
     @app.post("/_faults")
     async def faults(request: Request) -> dict[str, Any]:
-        body = await request.json()
-        state.plan = [str(p) for p in body.get("plan", [])]
-        state.delay = float(body.get("delay", 0.0))
-        state.reject_ids = set(body.get("reject_ids", []))
+        body = await request.json()  # only the fields given change
+        if "plan" in body:
+            state.plan = [str(p) for p in body["plan"]]
+        if "delay" in body:
+            state.delay = float(body["delay"])
+        if "reject_ids" in body:
+            state.reject_ids = set(body["reject_ids"])
         return {"plan": state.plan, "delay": state.delay}
 
     @app.post("/_reset")
