@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from gateway import __version__
-from gateway.api import fhir, health, metadata, operations, outcomes, v1
+from gateway.api import admin, fhir, health, metadata, operations, outcomes, v1
 from gateway.api.negotiation import FormatNegotiation
 from gateway.api.security_headers import SecurityHeaders
 from gateway.logs import configure_logging
@@ -17,6 +17,7 @@ from gateway.settings import Settings, load_settings
 from gateway.store.db import create_engine
 from gateway.store.repository import SqlFhirRepository
 from gateway.store.timeutil import now_us, to_instant
+from gateway.sync.destinations import load_destinations
 from gateway.validation import validate_resource
 
 
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.started_at = to_instant(now_us())
     app.state.engine = engine
+    app.state.destinations = load_destinations(settings.destinations_file)
     app.state.repository = SqlFhirRepository(
         engine,
         validator=validate_resource,
@@ -70,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(operations.router)  # before fhir.router: /{type}/$validate is not an id
     app.include_router(fhir.router)
     app.include_router(v1.router)
+    app.include_router(admin.router)
     app.include_router(health.router)
     return app
 

@@ -85,7 +85,10 @@ def serve(
     """Start the gateway (FHIR REST at /fhir, the domain API at /api/v1)."""
     import uvicorn
 
+    from gateway.sync.cli import checked_destinations
+
     settings = load_settings()
+    checked_destinations(settings)  # a bad destinations file stops here, one line per problem
     if migrate:
         from gateway.store.migrate import upgrade
 

@@ -371,3 +371,57 @@ async def counts(engine: AsyncEngine) -> dict[str, dict[str, int]]:
     for destination, status, count in rows:
         out.setdefault(str(destination), {})[str(status)] = int(count)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationHealth:
+    """What an operator wants to know about a destination at a glance."""
+
+    pending: int
+    delivered: int
+    dead: int
+    last_success_at: int | None
+    attempts_last_hour: int
+    failures_last_hour: int
+
+    @property
+    def error_rate(self) -> float:
+        return self.failures_last_hour / self.attempts_last_hour if self.attempts_last_hour else 0.0
+
+
+async def health(engine: AsyncEngine, destination: str) -> DestinationHealth:
+    hour_ago = now_us() - 3_600_000_000
+    async with engine.connect() as conn:
+        by_status: dict[str, int] = dict(
+            (
+                await conn.execute(
+                    select(delivery.c.status, func.count())
+                    .where(delivery.c.destination == destination)
+                    .group_by(delivery.c.status)
+                )
+            ).all()
+        )
+        last = (
+            await conn.execute(
+                select(func.max(delivery.c.finished_at)).where(
+                    delivery.c.destination == destination, delivery.c.status == DELIVERED
+                )
+            )
+        ).scalar()
+        recent = (
+            await conn.execute(
+                select(delivery_attempt.c.outcome, func.count())
+                .select_from(delivery_attempt.join(delivery, delivery.c.id == delivery_attempt.c.delivery_id))
+                .where(delivery.c.destination == destination, delivery_attempt.c.at >= hour_ago)
+                .group_by(delivery_attempt.c.outcome)
+            )
+        ).all()
+    outcomes = {str(o): int(n) for o, n in recent}
+    return DestinationHealth(
+        pending=int(by_status.get(PENDING, 0)),
+        delivered=int(by_status.get(DELIVERED, 0)),
+        dead=int(by_status.get(DEAD, 0)),
+        last_success_at=None if last is None else int(last),
+        attempts_last_hour=sum(outcomes.values()),
+        failures_last_hour=sum(n for o, n in outcomes.items() if o in ("retry", "refused", "dead")),
+    )
