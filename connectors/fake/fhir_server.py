@@ -52,6 +52,18 @@ def _comparable(resource: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in resource.items() if k != "meta"}
 
 
+def _apply(state: FakeFhirState, url: str, resource: dict[str, Any]) -> int:
+    """Store a PUT; content identical to what is held changes nothing. Returns the version now held."""
+    current = state.resources.get(url)
+    if current is not None and _comparable(current) == _comparable(resource):
+        return state.versions[url]
+    version = state.versions.get(url, 0) + 1
+    state.versions[url] = version
+    state.resources[url] = {**resource, "meta": {**resource.get("meta", {}), "versionId": str(version)}}
+    state.log.append({"url": url, "method": "PUT", "resource": resource})
+    return version
+
+
 def create_app() -> FastAPI:
     app = FastAPI(title="Fake FHIR destination")
     state = FakeFhirState()
@@ -88,6 +100,15 @@ def create_app() -> FastAPI:
             return _outcome(404, f"{key} is not known")
         return JSONResponse(state.resources[key], media_type=FHIR_JSON)
 
+    @app.put("/fhir/{res_type}/{res_id}")
+    async def put(res_type: str, res_id: str, request: Request) -> Response:
+        state.requests += 1
+        state.entries += 1
+        url = f"{res_type}/{res_id}"
+        resource = await request.json()
+        _apply(state, url, resource)
+        return JSONResponse(resource, media_type=FHIR_JSON)
+
     @app.post("/fhir")
     async def transaction(request: Request) -> Response:
         state.requests += 1
@@ -121,15 +142,7 @@ def create_app() -> FastAPI:
                     state.log.append({"url": url, "method": "DELETE"})
                 answers.append({"response": {"status": "204 No Content"}})
                 continue
-            resource = entry["resource"]
-            current = state.resources.get(url)
-            if current is not None and _comparable(current) == _comparable(resource):
-                answers.append({"response": {"status": "200 OK"}})
-                continue
-            version = state.versions.get(url, 0) + 1
-            state.versions[url] = version
-            state.resources[url] = {**resource, "meta": {**resource.get("meta", {}), "versionId": str(version)}}
-            state.log.append({"url": url, "method": "PUT", "resource": resource})
+            version = _apply(state, url, entry["resource"])
             answers.append({"response": {"status": "201 Created" if version == 1 else "200 OK"}})
         return JSONResponse(
             {"resourceType": "Bundle", "type": "transaction-response", "entry": answers}, media_type=FHIR_JSON

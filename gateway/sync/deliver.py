@@ -18,7 +18,6 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.base import Change, PermanentError, PushConnector, TransientError
-from gateway.errors import NotFound
 from gateway.store.repository import FhirRepository
 from gateway.sync import deliveries, sharing
 from gateway.sync.backoff import retry_delay
@@ -37,24 +36,20 @@ class DrainReport:
     lease_taken: bool = True
 
 
-async def _changes(repo: FhirRepository, destination: Destination, batch: list[DueDelivery]) -> list[Change | None]:
+async def _changes(engine: AsyncEngine, destination: Destination, batch: list[DueDelivery]) -> list[Change | None]:
     """Each delivery as the change to send, or None when the recipient may not see it (withheld)."""
+    contents = await deliveries.read_versions(engine, batch)
     out: list[Change | None] = []
     for d in batch:
         if d.method == "delete":
             out.append(Change(d.id, d.res_type, d.res_id, d.version_id, None, d.patient_id))
             continue
-        try:
-            stored = await repo.vread(d.res_type, d.res_id, d.version_id)
-        except NotFound:
+        content = contents[d.id]
+        if content is None:
             out.append(None)  # the version is gone (purged); nothing to send
             continue
-        resource = orjson.loads(stored.content) if stored.content is not None else None
-        reduced = sharing.reduce(destination.recipient, resource) if resource is not None else None
-        if resource is not None and reduced is None:
-            out.append(None)
-        else:
-            out.append(Change(d.id, d.res_type, d.res_id, d.version_id, reduced, d.patient_id))
+        reduced = sharing.reduce(destination.recipient, orjson.loads(content))
+        out.append(None if reduced is None else Change(d.id, d.res_type, d.res_id, d.version_id, reduced, d.patient_id))
     return out
 
 
@@ -98,7 +93,7 @@ async def _send(
     batch: list[DueDelivery],
     report: DrainReport,
 ) -> None:
-    changes = await _changes(repo, destination, batch)
+    changes = await _changes(engine, destination, batch)
     withheld = [Attempt(d.id, "withheld", None, None, 0) for d, c in zip(batch, changes, strict=True) if c is None]
     to_send = [c for c in changes if c is not None]
     started = time.monotonic()

@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.store.db import begin_write
+from gateway.store.models import resource_version
 from gateway.store.timeutil import now_us
 from gateway.sync.tables import delivery, delivery_attempt, delivery_lane
 
@@ -425,3 +426,34 @@ async def health(engine: AsyncEngine, destination: str) -> DestinationHealth:
         attempts_last_hour=sum(outcomes.values()),
         failures_last_hour=sum(n for o, n in outcomes.items() if o in ("retry", "refused", "dead")),
     )
+
+
+async def read_versions(engine: AsyncEngine, batch: Sequence[DueDelivery]) -> dict[int, bytes | None]:
+    """The stored content of each delivery's resource version, in one query (None: a deletion, or purged)."""
+    wanted = {(d.res_type, d.res_id, d.version_id): d.id for d in batch if d.method != "delete"}
+    found: dict[int, bytes | None] = dict.fromkeys((d.id for d in batch), None)
+    if not wanted:
+        return found
+    keys = list(wanted)
+    async with engine.connect() as conn:
+        for start in range(0, len(keys), 300):
+            chunk = keys[start : start + 300]
+            condition = or_(
+                *(
+                    and_(
+                        resource_version.c.res_type == t,
+                        resource_version.c.res_id == i,
+                        resource_version.c.version_id == v,
+                    )
+                    for t, i, v in chunk
+                )
+            )
+            query = select(
+                resource_version.c.res_type,
+                resource_version.c.res_id,
+                resource_version.c.version_id,
+                resource_version.c.content,
+            ).where(condition)
+            for row in (await conn.execute(query)).all():
+                found[wanted[(row.res_type, row.res_id, row.version_id)]] = row.content
+    return found

@@ -1,0 +1,265 @@
+"""Sync throughput and relay lag, with real processes: PostgreSQL, Redis, ``kwg worker``, and the destination FHIR
+server in another process.
+
+    .venv/bin/python -m benchmarks.sync                      # 10,000 resources, about a minute
+    .venv/bin/python -m benchmarks.sync --resources 2000 --lag-seconds 5
+
+1. Throughput: 10,000 changed resources (Patients, Encounters and EpisodeOfCares of 2,000 young people) are in
+   the outbox; the relay and a ``kwg worker`` with two processes deliver them to the fake FHIR destination
+   (``connectors.fake.fhir_server``) as transaction Bundles. Figure: resources/s from start to the last delivered.
+2. Baseline, measured in the same run: a naive sender that PUTs the same resources one request each, in order,
+   to the same destination (one connection, keep-alive). The target is ≥ 5× it.
+3. Relay lag while the API takes 200 writes/s through ``kwg serve``: for each change, from its commit (outbox
+   ``created_at``) to its delivery row (relayed) and to its arrival (``finished_at``); p50/p99. Target p99 ≤ 1 s.
+
+Targets (issue 4): ≥ 1,000 resources/s with two workers; relay lag p99 ≤ 1 s; ≥ 5× the naive sender.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from benchmarks.transaction_ingest import DEFAULT_POSTGRES, _admin
+from gateway.settings import Settings
+from gateway.store.db import create_engine
+from gateway.store.migrate import upgrade
+from gateway.store.repository import SqlFhirRepository
+
+KWG = str(Path(sys.executable).with_name("kwg"))
+DEFAULT_REDIS = "redis://127.0.0.1:6379/13"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def resources(n: int, tag: str) -> list[dict[str, Any]]:
+    """``n`` resources: per young person a Patient, two Encounters, an EpisodeOfCare and a CareTeam."""
+    out: list[dict[str, Any]] = []
+    person = 0
+    while len(out) < n:
+        pid = f"{tag}-yp-{person}"
+        ref = {"reference": f"Patient/{pid}"}
+        out.append({"resourceType": "Patient", "id": pid, "name": [{"family": f"Family{person}"}], "gender": "female"})
+        for k in range(2):
+            out.append(
+                {
+                    "resourceType": "Encounter",
+                    "id": f"{pid}-e{k}",
+                    "status": "finished",
+                    "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HH"},
+                    "subject": ref,
+                    "period": {"start": f"2026-11-0{k + 1}T10:00:00Z"},
+                }
+            )
+        out.append({"resourceType": "EpisodeOfCare", "id": f"{pid}-kw", "status": "active", "patient": ref})
+        out.append({"resourceType": "CareTeam", "id": f"{pid}-team", "status": "active", "subject": ref})
+        person += 1
+    return out[:n]
+
+
+async def wait_delivered(engine: AsyncEngine, expected: int, timeout: float) -> float:
+    """Seconds until ``expected`` deliveries are delivered."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        async with engine.connect() as conn:
+            done = (await conn.execute(text("SELECT count(*) FROM delivery WHERE status = 'delivered'"))).scalar()
+        if int(done or 0) >= expected:
+            return time.perf_counter() - started
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"only {done} of {expected} delivered after {timeout} s")
+
+
+async def naive(destination: str, repo: SqlFhirRepository, items: list[dict[str, Any]]) -> float:
+    """The naive sender: for each change, read the resource and PUT it, one request each, in order: resources/s."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        started = time.perf_counter()
+        for r in items:
+            stored = await repo.read(r["resourceType"], r["id"])
+            response = await client.put(
+                f"{destination}/fhir/{r['resourceType']}/{r['id']}",
+                content=stored.content,
+                headers={"Content-Type": "application/fhir+json"},
+            )
+            response.raise_for_status()
+        return len(items) / (time.perf_counter() - started)
+
+
+async def paced_writes(api: str, rate: int, seconds: float) -> int:
+    """PUT Patients through the API at ``rate`` per second for ``seconds``; returns how many were written."""
+    written = 0
+    interval = 1 / rate
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=32)) as client:
+        started = time.perf_counter()
+        pending: set[asyncio.Task[httpx.Response]] = set()
+        while (now := time.perf_counter() - started) < seconds:
+            pid = f"lag-{written}"
+            body = {"resourceType": "Patient", "id": pid, "name": [{"family": "Lag"}]}
+            task = asyncio.create_task(
+                client.put(f"{api}/Patient/{pid}", json=body, headers={"Content-Type": "application/fhir+json"})
+            )
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            written += 1
+            await asyncio.sleep(max(0.0, written * interval - now))
+        for response in await asyncio.gather(*pending):
+            response.raise_for_status()
+    return written
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+async def lags(engine: AsyncEngine) -> tuple[list[float], list[float]]:
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT d.created_at - o.created_at, d.finished_at - o.created_at FROM delivery d "
+                    "JOIN outbox o ON o.id = d.outbox_id WHERE o.res_id LIKE 'lag-%' AND d.status = 'delivered'"
+                )
+            )
+        ).all()
+    return [r[0] / 1e6 for r in rows], [r[1] / 1e6 for r in rows]
+
+
+def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer")
+
+
+async def run(args: argparse.Namespace, url: str, home: Path) -> None:
+    dest_port, api_port = free_port(), free_port()
+    destination = f"http://127.0.0.1:{dest_port}"
+    (home / "destinations.toml").write_text(
+        f'[[destination]]\nname = "bench"\nconnector = "fhir"\nendpoint = "{destination}/fhir"\n'
+        f'recipient = "nhs-provider"\nlanes = 16\nbatch_size = {args.batch}\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KWG_")} | {
+        "KWG_HOME": str(home),
+        "KWG_DATABASE_URL": url,
+        "KWG_BROKER_URL": args.redis,
+        "KWG_DESTINATIONS_FILE": str(home / "destinations.toml"),
+        "KWG_LOG_LEVEL": "WARNING",
+        "KWG_RELAY_INTERVAL": "0.05",
+    }
+    settings = Settings(home=home, database_url=url)  # type: ignore[arg-type]
+    upgrade(settings, url=url)
+    engine = create_engine(settings)
+    procs = [
+        start([sys.executable, "-m", "connectors.fake.fhir_server", "--port", str(dest_port)], env, home / "d.log")
+    ]
+    try:
+        wait_http(f"{destination}/fhir/metadata")
+        items = resources(args.resources, "sync")
+        repo = SqlFhirRepository(engine)
+        for i in range(0, len(items), 1000):
+            await repo.create_many([(r, r["id"]) for r in items[i : i + 1000]])
+        # 1. throughput: relay + worker start now; the outbox already holds the changes.
+        procs.append(start([KWG, "worker", "--concurrency", "2", "--loglevel", "WARNING"], env, home / "w.log"))
+        procs.append(start([KWG, "beat", "--loglevel", "WARNING"], env, home / "b.log"))
+        seconds = await wait_delivered(engine, len(items), timeout=600)
+        sync_rate = len(items) / seconds
+        # 2. the naive sender, same resources, same destination.
+        if args.destination == "fake":
+            httpx.post(f"{destination}/_reset")
+        naive_rate = await naive(destination, repo, items[: min(len(items), args.naive)])
+        # 3. lag under 200 writes/s through the API.
+        procs.append(
+            start(
+                [KWG, "serve", "--port", str(api_port), "--workers", "2", "--log-level", "warning"], env, home / "s.log"
+            )
+        )
+        wait_http(f"http://127.0.0.1:{api_port}/health/ready", timeout=60)
+        written = await paced_writes(f"http://127.0.0.1:{api_port}/fhir", args.rate, args.lag_seconds)
+        await wait_delivered(engine, len(items) + written, timeout=120)
+        relayed, arrived = await lags(engine)
+    finally:
+        for p in reversed(procs):
+            stop(p)
+        await engine.dispose()
+    print(f"{'measure':44} {'figure':>12} {'target':>12}")
+    print("-" * 70)
+    print(f"{'sync throughput, 2 worker processes':44} {sync_rate:>10,.0f}/s {'>= 1,000/s':>12}")
+    print(f"{'naive sender (one request per resource)':44} {naive_rate:>10,.0f}/s {'':>12}")
+    print(f"{'ratio to the naive sender':44} {sync_rate / naive_rate:>11.1f}× {'>= 5×':>12}")
+    api_rate = written / args.lag_seconds
+    print(f"{'writes through the API during the lag test':44} {api_rate:>10,.0f}/s {'200/s':>12}")
+    relay = f"{percentile(relayed, 50):.2f}/{percentile(relayed, 99):.2f} s"
+    print(f"{'relay lag p50 / p99 (commit → relayed)':44} {relay:>12} {'p99 <= 1 s':>12}")
+    e2e = f"{percentile(arrived, 50):>5.2f}/{percentile(arrived, 99):.2f} s"
+    print(f"{'end-to-end p50 / p99 (commit → delivered)':44} {e2e}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="admin URL of the PostgreSQL server")
+    parser.add_argument("--redis", default=DEFAULT_REDIS, help="the Celery broker")
+    parser.add_argument("--resources", type=int, default=10_000)
+    parser.add_argument("--naive", type=int, default=2_000, help="resources the naive sender sends (rate only)")
+    parser.add_argument("--batch", type=int, default=100, help="changes per transaction Bundle")
+    parser.add_argument("--rate", type=int, default=200, help="API writes per second during the lag test")
+    parser.add_argument("--lag-seconds", type=float, default=15)
+    parser.add_argument(
+        "--destination",
+        choices=["fake", "gateway"],
+        default="fake",
+        help="fake: the in-memory fake FHIR server; gateway: another kwg serve on its own PostgreSQL database",
+    )
+    args = parser.parse_args()
+    name, dest_name = f"kwg_bench_{uuid.uuid4().hex[:10]}", f"kwg_bench_{uuid.uuid4().hex[:10]}"
+    base = args.postgres.rsplit("/", 1)[0]
+    asyncio.run(_admin(args.postgres, f'CREATE DATABASE "{name}"'))
+    asyncio.run(_admin(args.postgres, f'CREATE DATABASE "{dest_name}"'))
+    args.destination_db = f"{base}/{dest_name}"
+    try:
+        with tempfile.TemporaryDirectory(prefix="kwg-bench-sync-") as home:
+            asyncio.run(run(args, f"{base}/{name}", Path(home)))
+    finally:
+        for db in (name, dest_name):
+            asyncio.run(_admin(args.postgres, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+
+
+if __name__ == "__main__":
+    main()
