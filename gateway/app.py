@@ -13,6 +13,8 @@ from gateway.api import admin, fhir, health, metadata, operations, outcomes, v1
 from gateway.api.negotiation import FormatNegotiation
 from gateway.api.security_headers import SecurityHeaders
 from gateway.logs import configure_logging
+from gateway.register.apply import RegisterRules
+from gateway.register.config import DEFAULT_RULES, load_rules
 from gateway.settings import Settings, load_settings
 from gateway.store.db import create_engine
 from gateway.store.repository import SqlFhirRepository
@@ -59,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.started_at = to_instant(now_us())
     app.state.engine = engine
     app.state.destinations = load_destinations(settings.destinations_file)
+    app.state.register_rules = RegisterRules(load_rules(settings.rules_file) if settings.rules_file else DEFAULT_RULES)
     app.state.repository = SqlFhirRepository(
         engine,
         validator=validate_resource,

@@ -12,11 +12,38 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from gateway.settings import load_settings
+from gateway.settings import Settings, load_settings
 
 app = typer.Typer(help="Keyworking Gateway: FHIR R4 store and interoperability gateway.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+
+
+tasks_app = typer.Typer(help="Tasks the register rules raise.", no_args_is_help=True)
+app.add_typer(tasks_app, name="tasks")
+
+
+@tasks_app.command("sweep-overdue")
+def tasks_sweep_overdue() -> None:
+    """Flag open Tasks past their due date (Task?business-status=overdue finds them); unflag rescheduled ones."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from gateway.register.sweep import sweep_overdue_tasks
+    from gateway.store.db import create_engine
+    from gateway.store.repository import SqlFhirRepository
+
+    settings = load_settings()
+
+    async def run() -> tuple[int, int]:
+        engine = create_engine(settings)
+        try:
+            return await sweep_overdue_tasks(SqlFhirRepository(engine), datetime.now(UTC).date())
+        finally:
+            await engine.dispose()
+
+    flagged, cleared = asyncio.run(run())
+    typer.echo(f"{flagged} Task(s) flagged overdue, {cleared} no longer overdue")
 
 
 def _register_sync_commands() -> None:
@@ -89,6 +116,7 @@ def serve(
 
     settings = load_settings()
     checked_destinations(settings)  # a bad destinations file stops here, one line per problem
+    _checked_rules(settings)
     if migrate:
         from gateway.store.migrate import upgrade
 
@@ -136,6 +164,20 @@ def _start_embedded_worker() -> subprocess.Popen[bytes]:
     ]
     typer.echo("starting the sync worker on the embedded broker (set KWG_BROKER_URL to run workers separately)")
     return subprocess.Popen(command)
+
+
+def _checked_rules(settings: Settings) -> None:
+    """A bad rules file stops start-up with one line per problem."""
+    if settings.rules_file is None:
+        return
+    from gateway.register.config import RulesFileError, load_rules
+
+    try:
+        load_rules(settings.rules_file)
+    except RulesFileError as exc:
+        for problem in exc.problems:
+            typer.echo(f"configuration error: KWG_RULES_FILE: {problem}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _client_host(host: str) -> str:

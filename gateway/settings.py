@@ -87,6 +87,9 @@ class Settings(BaseSettings):
         default=30, ge=0, description="Days the raw HL7 v2 message is kept in the message log before it is purged"
     )
 
+    rules_file: Path | None = Field(
+        default=None, description="TOML or JSON file overriding the register rules' defaults (docs/rules.md)"
+    )
     broker_url: str | None = Field(
         default=None,
         description="Celery broker (e.g. redis://127.0.0.1:6379/0); unset: the embedded broker under KWG_HOME",

@@ -87,7 +87,7 @@ def create_app() -> FastAPI:
 
     @app.get("/_log")
     async def log() -> dict[str, Any]:
-        return {"changes": state.log, "requests": state.requests, "entries": state.entries}
+        return {"changes": state.log, "requests": state.requests, "entries": state.entries, "plan": state.plan}
 
     @app.get("/fhir/metadata")
     async def metadata() -> Response:

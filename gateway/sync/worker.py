@@ -38,6 +38,7 @@ T = TypeVar("T")
 
 DELIVER_LANE = "kwg.deliver_lane"
 SWEEP = "kwg.sweep"
+SWEEP_OVERDUE = "kwg.sweep_overdue"
 
 
 def broker_options(settings: Settings) -> dict[str, Any]:
@@ -70,7 +71,10 @@ def create_celery(settings: Settings | None = None) -> Celery:
         broker_transport_options=broker_options(settings),
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        beat_schedule={"sweep": {"task": SWEEP, "schedule": settings.sweep_interval}},
+        beat_schedule={
+            "sweep": {"task": SWEEP, "schedule": settings.sweep_interval},
+            "overdue-tasks": {"task": SWEEP_OVERDUE, "schedule": 3600.0},
+        },
     )
     app.conf.kwg_settings = settings
 
@@ -83,6 +87,16 @@ def create_celery(settings: Settings | None = None) -> Celery:
     @app.task(name=SWEEP)  # type: ignore[untyped-decorator]
     def sweep() -> None:
         nudge(app, runtime(settings).run(deliveries.lanes_with_work(runtime(settings).engine)))
+
+    @app.task(name=SWEEP_OVERDUE)  # type: ignore[untyped-decorator]
+    def sweep_overdue() -> None:
+        from datetime import UTC, datetime
+
+        from gateway.register.sweep import sweep_overdue_tasks
+
+        rt = runtime(settings)
+        flagged, cleared = rt.run(sweep_overdue_tasks(SqlFhirRepository(rt.engine), datetime.now(UTC).date()))
+        log.info("overdue sweep: %d Task(s) flagged, %d cleared", flagged, cleared)
 
     return app
 

@@ -111,7 +111,8 @@ def _episode(entry: RegisterEntry, eid: str) -> Resource:
 def _flag(entry: RegisterEntry, eid: str, current: RatingChange) -> Resource:
     period = {"start": fhir_datetime(current.at)}
     if entry.ended_on is not None:
-        period["end"] = fhir_date(entry.ended_on)
+        # Both ends as dates: a dateTime start and a date end of the same day do not compare (per-1 would fail).
+        period = {"start": fhir_date(current.at.date()), "end": fhir_date(entry.ended_on)}
     return {
         "resourceType": "Flag",
         "id": flag_id(eid),

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gateway.api.v1 import care_teams, cases, meetings, people, register
+from gateway.api.v1 import care_teams, cases, meetings, people, register, tasks
 from gateway.api.v1.common import PREFIX
 
 router = APIRouter(prefix=PREFIX)
-for module in (people, register, cases, care_teams, meetings):
+for module in (people, register, cases, care_teams, meetings, tasks):
     router.include_router(module.router)
