@@ -172,6 +172,12 @@ class TaskType(StrEnum):
     MONITORING_CONTACT = "monitoring-contact"
 
 
+class TaskBusinessStatus(StrEnum):
+    """Where a Task stands beyond its FHIR status (written by the overdue sweep)."""
+
+    OVERDUE = "overdue"
+
+
 class ConsentCategory(StrEnum):
     DSR_INCLUSION = "dsr-inclusion"
     CETR_INFORMATION_SHARING = "cetr-information-sharing"
@@ -247,6 +253,9 @@ CODE_SYSTEM_INFO: dict[str, CodeSystemInfo] = {
     "keyworking-observation": CodeSystemInfo("Keyworking observation", "What a keyworking Observation records."),
     "document-type": CodeSystemInfo("Keyworking document type", "Kinds of Composition the gateway writes."),
     "task-type": CodeSystemInfo("Keyworking task type", "Kinds of Task the gateway writes."),
+    "task-business-status": CodeSystemInfo(
+        "Keyworking task business status", "Where a Task stands beyond its FHIR status."
+    ),
     "consent-category": CodeSystemInfo(
         "Keyworking consent category", "What a Consent covers: register inclusion or sharing for a C(E)TR."
     ),
@@ -408,6 +417,13 @@ CODE_SYSTEMS: dict[str, tuple[Concept, ...]] = {
             "A keyworker's contact with a young person whose case is in monitoring.",
         ),
     ),
+    "task-business-status": (
+        _c(
+            TaskBusinessStatus.OVERDUE,
+            "Overdue",
+            "Still open after its due date (restriction.period.end); set and cleared by the gateway's overdue sweep.",
+        ),
+    ),
     "consent-category": (
         _c(ConsentCategory.DSR_INCLUSION, "Inclusion on the Dynamic Support Register"),
         _c(ConsentCategory.CETR_INFORMATION_SHARING, "Sharing information with a C(E)TR or LAEP panel"),
@@ -442,6 +458,7 @@ ENUM_SYSTEMS: dict[type[StrEnum], str] = {
     ObservationCode: "keyworking-observation",
     DocumentType: "document-type",
     TaskType: "task-type",
+    TaskBusinessStatus: "task-business-status",
     ConsentCategory: "consent-category",
 }
 
