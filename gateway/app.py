@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from gateway import __version__
-from gateway.api import admin, fhir, health, metadata, operations, outcomes, v1
+from gateway.api import admin, fhir, health, hl7, metadata, operations, outcomes, v1
 from gateway.api.negotiation import FormatNegotiation
 from gateway.api.security_headers import SecurityHeaders
 from gateway.logs import configure_logging
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(fhir.router)
     app.include_router(v1.router)
     app.include_router(admin.router)
+    app.include_router(hl7.router)
     app.include_router(health.router)
     return app
 

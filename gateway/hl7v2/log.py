@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store.db import begin_write
-from gateway.store.hl7_tables import hl7_message
+from gateway.store.hl7_tables import hl7_feed_count, hl7_message
 from gateway.store.timeutil import now_us
 
 RECEIVED = "received"
@@ -124,3 +124,105 @@ async def purge_raw(engine: AsyncEngine, retention_days: int, *, now: int | None
     finally:
         await conn.close()
     return int(result.rowcount or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedMessage:
+    """A message as the message log shows it (the raw content only when asked for and still kept)."""
+
+    id: int
+    sending_application: str
+    sending_facility: str
+    control_id: str
+    message_type: str
+    received_at: int
+    ack_code: str | None
+    status: str
+    attempts: int
+    error: str | None
+    processed_at: int | None
+    summary: str | None
+    raw_kept: bool
+    raw: bytes | None = None
+
+
+_LOG_COLUMNS = (
+    hl7_message.c.id,
+    hl7_message.c.sending_application,
+    hl7_message.c.sending_facility,
+    hl7_message.c.control_id,
+    hl7_message.c.message_type,
+    hl7_message.c.received_at,
+    hl7_message.c.ack_code,
+    hl7_message.c.status,
+    hl7_message.c.attempts,
+    hl7_message.c.error,
+    hl7_message.c.processed_at,
+    hl7_message.c.summary,
+    hl7_message.c.raw.is_not(None).label("raw_kept"),
+)
+
+
+async def list_messages(
+    engine: AsyncEngine,
+    *,
+    status: str | None = None,
+    sending_facility: str | None = None,
+    after: int = 0,
+    limit: int = 50,
+) -> list[LoggedMessage]:
+    """The message log in the order received (``after``: ids greater than this, for paging)."""
+    stmt = select(*_LOG_COLUMNS).where(hl7_message.c.id > after).order_by(hl7_message.c.id).limit(limit)
+    if status is not None:
+        stmt = stmt.where(hl7_message.c.status == status)
+    if sending_facility is not None:
+        stmt = stmt.where(hl7_message.c.sending_facility == sending_facility)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(stmt)).all()
+    return [_logged(row._mapping) for row in rows]
+
+
+async def get_message(engine: AsyncEngine, message_id: int) -> LoggedMessage | None:
+    """One message with its raw content (None once purged)."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(select(*_LOG_COLUMNS, hl7_message.c.raw).where(hl7_message.c.id == message_id))
+        ).first()
+    if row is None:
+        return None
+    raw = row._mapping["raw"]
+    return _logged(row._mapping, raw=None if raw is None else bytes(raw))
+
+
+def _logged(row: Any, raw: bytes | None = None) -> LoggedMessage:
+    return LoggedMessage(
+        id=int(row["id"]),
+        sending_application=str(row["sending_application"]),
+        sending_facility=str(row["sending_facility"]),
+        control_id=str(row["control_id"]),
+        message_type=str(row["message_type"]),
+        received_at=int(row["received_at"]),
+        ack_code=row["ack_code"],
+        status=str(row["status"]),
+        attempts=int(row["attempts"]),
+        error=row["error"],
+        processed_at=row["processed_at"],
+        summary=row["summary"],
+        raw_kept=bool(row["raw_kept"]),
+        raw=raw,
+    )
+
+
+async def feed_counts(engine: AsyncEngine, *, since_day: str | None = None) -> list[tuple[str, str, str, str, int]]:
+    """(day, sending facility, message type, outcome, count): everything received, in and out of the cohort."""
+    stmt = select(
+        hl7_feed_count.c.day,
+        hl7_feed_count.c.sending_facility,
+        hl7_feed_count.c.message_type,
+        hl7_feed_count.c.outcome,
+        hl7_feed_count.c.count,
+    ).order_by(hl7_feed_count.c.day, hl7_feed_count.c.sending_facility, hl7_feed_count.c.message_type)
+    if since_day is not None:
+        stmt = stmt.where(hl7_feed_count.c.day >= since_day)
+    async with engine.connect() as conn:
+        return [(str(a), str(b), str(c), str(d), int(e)) for a, b, c, d, e in (await conn.execute(stmt)).all()]
