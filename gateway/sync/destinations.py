@@ -7,6 +7,8 @@
     recipient = "nhs-provider"             # which sharing profile applies (gateway.sync.sharing)
     bearer_token_env = "KWG_SECRET_SCR_TOKEN"   # the name of the variable holding the secret, never the secret
     lanes = 8                              # parallel lanes; a patient's changes stay in one, in order
+    pull_types = ["Encounter"]             # optional: also pull these types from it, by _lastUpdated
+    pull_every_seconds = 300
     batch_size = 50                        # changes per transaction Bundle
     max_attempts = 12                      # then the delivery is a dead letter
 
@@ -57,6 +59,10 @@ class Destination(BaseModel):
     backoff_max_seconds: float = Field(default=600.0, gt=0, le=86400)
     timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     enabled: bool = True
+    pull_types: tuple[str, ...] = Field(
+        default=(), description="Resource types to pull from this system by _lastUpdated (fhir connector only)"
+    )
+    pull_every_seconds: float | None = Field(default=None, gt=0, le=86400, description="How often to pull")
 
     def bearer_token(self) -> SecretStr | None:
         """The secret, read from the environment now (so a rotated secret is picked up by new workers)."""

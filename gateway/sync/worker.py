@@ -25,6 +25,7 @@ from celery import Celery
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.base import PushConnector
+from connectors.fhir.connector import FhirConnector
 from connectors.registry import build_push_connector
 from gateway.settings import Settings, load_settings
 from gateway.store.db import create_engine
@@ -32,6 +33,7 @@ from gateway.store.repository import SqlFhirRepository
 from gateway.sync import deliveries
 from gateway.sync.deliver import DrainReport, drain_lane
 from gateway.sync.destinations import Destination, load_destinations
+from gateway.sync.pull import PullReport, pull
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -39,6 +41,7 @@ T = TypeVar("T")
 DELIVER_LANE = "kwg.deliver_lane"
 SWEEP = "kwg.sweep"
 SWEEP_OVERDUE = "kwg.sweep_overdue"
+PULL = "kwg.pull"
 
 
 def broker_options(settings: Settings) -> dict[str, Any]:
@@ -74,6 +77,11 @@ def create_celery(settings: Settings | None = None) -> Celery:
         beat_schedule={
             "sweep": {"task": SWEEP, "schedule": settings.sweep_interval},
             "overdue-tasks": {"task": SWEEP_OVERDUE, "schedule": 3600.0},
+            **{
+                f"pull-{d.name}": {"task": PULL, "schedule": d.pull_every_seconds, "args": [d.name]}
+                for d in load_destinations(settings.destinations_file)
+                if d.pull_types and d.pull_every_seconds
+            },
         },
     )
     app.conf.kwg_settings = settings
@@ -87,6 +95,12 @@ def create_celery(settings: Settings | None = None) -> Celery:
     @app.task(name=SWEEP)  # type: ignore[untyped-decorator]
     def sweep() -> None:
         nudge(app, runtime(settings).run(deliveries.lanes_with_work(runtime(settings).engine)))
+
+    @app.task(name=PULL)  # type: ignore[untyped-decorator]
+    def pull_changes(destination: str) -> None:
+        report = runtime(settings).pull(destination)
+        if report is not None:
+            log.info("pulled %d resource(s) from %s", report.resources, destination)
 
     @app.task(name=SWEEP_OVERDUE)  # type: ignore[untyped-decorator]
     def sweep_overdue() -> None:
@@ -170,6 +184,17 @@ class Runtime:
                 lease_seconds=self.settings.lane_lease_seconds,
             )
         )
+
+    def pull(self, name: str) -> PullReport | None:
+        destination = self.destinations.get(name)
+        if destination is None or not destination.pull_types:
+            return None
+        connector = self.connector(destination)
+        if not isinstance(connector, FhirConnector):
+            log.error("destination %s: connector %s cannot pull", name, destination.connector)
+            return None
+        repo = SqlFhirRepository(self.engine)
+        return self.run(pull(self.engine, repo, name, connector, destination.pull_types))
 
 
 _RUNTIME: Runtime | None = None
