@@ -62,7 +62,9 @@ def worker(
     from gateway.sync.worker import create_celery
 
     settings = load_settings()
-    _check_secrets(checked_destinations(settings))
+    destinations = checked_destinations(settings)
+    _check_secrets(destinations)
+    _warn_unreachable(destinations)
     app = create_celery(settings)
     relay_child = _start_child(["relay", "--parent", str(os.getpid())]) if relay else None
     if parent is not None:
@@ -83,6 +85,31 @@ def worker(
     finally:
         if relay_child is not None:
             _stop(relay_child)
+
+
+def _warn_unreachable(destinations: tuple[Destination, ...]) -> None:
+    """At start-up, say clearly which destinations do not answer (deliveries to them wait and retry)."""
+    from connectors.base import ConnectorError
+    from connectors.registry import build_push_connector
+
+    async def run() -> None:
+        for d in destinations:
+            config: dict[str, object] = {"endpoint": str(d.endpoint), "timeout_seconds": min(d.timeout_seconds, 5)}
+            token = d.bearer_token()
+            if token is not None:
+                config["bearer_token"] = token
+            connector = build_push_connector(d.connector, config)
+            try:
+                await connector.check()
+            except ConnectorError as exc:
+                typer.echo(
+                    f"warning: destination {d.name} is unreachable at start ({exc}); its deliveries wait and retry",
+                    err=True,
+                )
+            finally:
+                await connector.aclose()
+
+    asyncio.run(run())
 
 
 def beat(loglevel: str = typer.Option("INFO", help="Celery log level")) -> None:
