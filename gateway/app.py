@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from gateway import __version__
 from gateway.api import admin, fhir, health, hl7, metadata, operations, outcomes, v1
+from gateway.api.limits import BodyLimit
 from gateway.api.negotiation import FormatNegotiation
 from gateway.api.security_headers import SecurityHeaders
 from gateway.logs import configure_logging
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     outcomes.install(app)
     app.add_middleware(FormatNegotiation)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(SecurityHeaders)
     app.include_router(metadata.router)
     app.include_router(operations.router)  # before fhir.router: /{type}/$validate is not an id

@@ -442,3 +442,10 @@ async def test_openapi_documents_the_records(client: httpx.AsyncClient) -> None:
     assert create_case["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("CaseReferral")
     params = {p["name"] for p in paths["/api/v1/people"]["post"]["parameters"]}
     assert "Idempotency-Key" in params
+
+
+async def test_an_oversized_body_is_refused_with_413(client: httpx.AsyncClient, settings: Any) -> None:
+    huge = {**without_id(record("person")), "name": {"family": "x" * (settings.max_request_bytes + 10)}}
+    response = await client.post(f"{API}/people", json=huge)
+    assert response.status_code == 413
+    assert response.json()["resourceType"] == "OperationOutcome"
