@@ -19,6 +19,14 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 
+def _register_import_commands() -> None:
+    from gateway.imports.cli import import_app
+
+    app.add_typer(import_app, name="import")
+
+
+_register_import_commands()
+
 tasks_app = typer.Typer(help="Tasks the register rules raise.", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
 

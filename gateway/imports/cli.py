@@ -1,0 +1,110 @@
+"""``kwg import register FILE``: load a Dynamic Support Register spreadsheet into the gateway.
+
+Exit codes: 0 every row imported (or would be, with ``--dry-run``); 1 at least one row refused (the others are
+imported); 2 nothing was read (the file, the mapping file or ``--register-ods`` is wrong). Output names rows by
+number and masked NHS number only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from pydantic import TypeAdapter, ValidationError
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from gateway.imports.columns import ColumnMap, ColumnMappingError, load_mapping, resolve_columns
+from gateway.imports.register_file import RegisterFileError, RegisterSheet, read_register_file
+from gateway.imports.register_import import ImportReport, import_register, write_report
+from gateway.settings import Settings, load_settings
+from mappings.keyworking.records import OdsCode
+
+import_app = typer.Typer(help="Import records from the files partners keep.", no_args_is_help=True)
+
+
+@import_app.callback()
+def imports() -> None:
+    """Import records from the files partners keep (a callback keeps ``register`` a subcommand)."""
+
+
+#: How many refused rows the terminal lists before pointing at --report for the rest.
+SHOWN_ERRORS = 20
+
+
+@import_app.command("register")
+def register(
+    file: Annotated[Path, typer.Argument(help="The register spreadsheet (.csv or .xlsx)", exists=True, dir_okay=False)],
+    mapping: Annotated[
+        Path | None,
+        typer.Option(help="TOML file naming the columns (see docs/register-import.md)", exists=True),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and report; write nothing")] = False,
+    report: Annotated[Path | None, typer.Option(help="Write the per-row report to this CSV file")] = None,
+    register_ods: Annotated[
+        str | None, typer.Option("--register-ods", help="ODS code of the ICB that holds the register (e.g. QX9)")
+    ] = None,
+) -> None:
+    """Import a Dynamic Support Register spreadsheet: people and their register entries, ratings appended."""
+    settings = load_settings()
+    try:
+        ods = TypeAdapter(OdsCode).validate_python(register_ods) if register_ods is not None else None
+    except ValidationError:
+        _stop("--register-ods must be an ODS code: 3 to 10 letters and digits (e.g. QX9)")
+    try:
+        sheet = read_register_file(file)
+        columns = resolve_columns(sheet.headers, load_mapping(mapping) if mapping is not None else None)
+    except (RegisterFileError, ColumnMappingError) as exc:
+        _stop(str(exc))
+    outcome = asyncio.run(_run(settings, sheet, columns, ods, dry_run))
+    if report is not None:
+        write_report(report, outcome)
+    _print(outcome, report)
+    raise typer.Exit(1 if outcome.refused else 0)
+
+
+async def _run(
+    settings: Settings, sheet: RegisterSheet, columns: ColumnMap, ods: str | None, dry_run: bool
+) -> ImportReport:
+    from gateway.domain.service import KeyworkingRecords
+    from gateway.register.apply import RegisterRules
+    from gateway.register.config import DEFAULT_RULES, load_rules
+    from gateway.store.db import create_engine
+    from gateway.store.repository import SqlFhirRepository
+    from gateway.validation import validate_resource
+
+    rules = RegisterRules(load_rules(settings.rules_file) if settings.rules_file else DEFAULT_RULES)
+    engine = create_engine(settings)
+    try:
+        service = KeyworkingRecords(SqlFhirRepository(engine, validator=validate_resource), after_write=rules)
+        columns_shown = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns_shown, transient=True) as bar:
+            task = bar.add_task("checking" if dry_run else "importing", total=len(sheet.rows))
+            return await import_register(
+                service,
+                sheet,
+                columns,
+                register_ods=ods,
+                dry_run=dry_run,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    finally:
+        await engine.dispose()
+
+
+def _print(outcome: ImportReport, report: Path | None) -> None:
+    refused = [row for row in outcome.rows if row.errors]
+    for row in refused[:SHOWN_ERRORS]:
+        for error in row.errors:
+            where = f" [{error.column}]" if error.column else ""
+            typer.echo(f"row {row.row} ({row.masked_nhs_number}){where}: {error.message}", err=True)
+    if len(refused) > SHOWN_ERRORS:
+        more = f"; see {report}" if report is not None else "; use --report FILE to see them all"
+        typer.echo(f"... and {len(refused) - SHOWN_ERRORS} more refused rows{more}", err=True)
+    typer.echo(("dry run, nothing written: " if outcome.dry_run else "") + outcome.summary())
+
+
+def _stop(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
