@@ -87,6 +87,17 @@ class Settings(BaseSettings):
         default=30, ge=0, description="Days the raw HL7 v2 message is kept in the message log before it is purged"
     )
 
+    hl7_mental_health_wards: str = Field(
+        default="",
+        description="Comma-separated PV1-3 ward/point-of-care codes that are mental-health inpatient settings",
+    )
+    hl7_mental_health_services: str = Field(
+        default="",
+        description="Comma-separated PV1-10 hospital service codes that are mental-health inpatient services",
+    )
+    hl7_mental_health_senders: str = Field(
+        default="", description="Comma-separated MSH-4 sending ODS codes whose inpatients are all in mental-health beds"
+    )
     rules_file: Path | None = Field(
         default=None, description="TOML or JSON file overriding the register rules' defaults (docs/rules.md)"
     )

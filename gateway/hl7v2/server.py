@@ -30,7 +30,7 @@ async def run_mllp(
     re-raises the signal that stopped it, so the parent cannot always stop its child itself.
     """
     engine = create_engine(settings)
-    inbox = HL7Inbox(engine)
+    inbox = HL7Inbox(engine, on_commit=_processing_nudge(settings))
     cohort: CohortLookup = FhirCohortLookup(engine) if cohort_filter else EveryoneInCohort()
     config = ListenerConfig(
         max_message_bytes=settings.mllp_max_message_bytes,
@@ -68,3 +68,26 @@ async def _stop_when_orphaned(parent_pid: int, stop: asyncio.Event) -> None:
     while os.getppid() == parent_pid:
         await asyncio.sleep(0.5)
     stop.set()
+
+
+def _processing_nudge(settings: Settings) -> Callable[[int], None]:
+    """After each commit of new messages, ask a worker to process them (at most one request in flight; if the broker
+    is down, the beat sweep asks instead)."""
+    from gateway.sync.worker import PROCESS_HL7, create_celery, send_quietly
+
+    app = create_celery(settings)
+    in_flight = False
+
+    def sent(_future: object) -> None:
+        nonlocal in_flight
+        in_flight = False
+
+    def on_commit(stored: int) -> None:
+        nonlocal in_flight
+        if in_flight or not stored:
+            return
+        in_flight = True
+        future = asyncio.get_running_loop().run_in_executor(None, send_quietly, app, PROCESS_HL7)
+        future.add_done_callback(sent)
+
+    return on_commit

@@ -27,6 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from connectors.base import PushConnector
 from connectors.fhir.connector import FhirConnector
 from connectors.registry import build_push_connector
+from gateway.hl7v2.alerts import AlertSettings
+from gateway.register.apply import RegisterRules
+from gateway.register.config import DEFAULT_RULES, load_rules
 from gateway.settings import Settings, load_settings
 from gateway.store.db import create_engine
 from gateway.store.repository import SqlFhirRepository
@@ -34,6 +37,7 @@ from gateway.sync import deliveries
 from gateway.sync.deliver import DrainReport, drain_lane
 from gateway.sync.destinations import Destination, load_destinations
 from gateway.sync.pull import PullReport, pull
+from gateway.validation import validate_resource
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,6 +46,8 @@ DELIVER_LANE = "kwg.deliver_lane"
 SWEEP = "kwg.sweep"
 SWEEP_OVERDUE = "kwg.sweep_overdue"
 PULL = "kwg.pull"
+PROCESS_HL7 = "kwg.process_hl7"
+HL7_LANE = ("hl7-inbox", 0)
 
 
 def broker_options(settings: Settings) -> dict[str, Any]:
@@ -95,6 +101,13 @@ def create_celery(settings: Settings | None = None) -> Celery:
     @app.task(name=SWEEP)  # type: ignore[untyped-decorator]
     def sweep() -> None:
         nudge(app, runtime(settings).run(deliveries.lanes_with_work(runtime(settings).engine)))
+        send_quietly(app, PROCESS_HL7)
+
+    @app.task(name=PROCESS_HL7)  # type: ignore[untyped-decorator]
+    def process_hl7() -> None:
+        handled = runtime(settings).process_hl7()
+        if handled:
+            log.info("processed %d HL7 v2 message(s)", handled)
 
     @app.task(name=PULL)  # type: ignore[untyped-decorator]
     def pull_changes(destination: str) -> None:
@@ -113,6 +126,16 @@ def create_celery(settings: Settings | None = None) -> Celery:
         log.info("overdue sweep: %d Task(s) flagged, %d cleared", flagged, cleared)
 
     return app
+
+
+def send_quietly(app: Celery, task: str) -> bool:
+    """Queue a task without arguments; a broker that is down is logged, not raised."""
+    try:
+        app.send_task(task, retry=False)
+        return True
+    except Exception as exc:  # kombu raises several types for an unreachable broker; the sweep will retry
+        log.warning("could not queue %s: %s", task, type(exc).__name__)
+        return False
 
 
 def nudge(app: Celery, lanes: list[tuple[str, int]] | set[tuple[str, int]], *, countdown: float | None = None) -> int:
@@ -195,6 +218,46 @@ class Runtime:
             return None
         repo = SqlFhirRepository(self.engine)
         return self.run(pull(self.engine, repo, name, connector, destination.pull_types))
+
+    def process_hl7(self) -> int:
+        """Process stored HL7 v2 messages in order under the inbox's lease; how many were handled."""
+        from gateway.hl7v2.log import process_pending
+        from gateway.hl7v2.processing import Hl7Processor
+
+        owner = f"{socket.gethostname()}:{os.getpid()}"
+        lane, number = HL7_LANE
+        handled = 0
+
+        async def drain() -> None:
+            nonlocal handled
+            if not await deliveries.claim_lane(self.engine, lane, number, owner, self.settings.lane_lease_seconds):
+                return
+            try:
+                processor = Hl7Processor(SqlFhirRepository(self.engine, validator=validate_resource), *self.hl7())
+                while n := await process_pending(self.engine, processor, limit=100):
+                    handled += n
+                    await deliveries.claim_lane(self.engine, lane, number, owner, self.settings.lane_lease_seconds)
+            finally:
+                await deliveries.release_lane(self.engine, lane, number, owner)
+
+        self.run(drain())
+        return handled
+
+    def hl7(self) -> tuple[RegisterRules, AlertSettings]:
+        s = self.settings
+        rules = RegisterRules(load_rules(s.rules_file) if s.rules_file else DEFAULT_RULES)
+
+        def codes(text: str) -> frozenset[str]:
+            return frozenset(c.strip() for c in text.split(",") if c.strip())
+
+        alerts = AlertSettings(
+            wards=codes(s.hl7_mental_health_wards),
+            services=codes(s.hl7_mental_health_services),
+            senders=codes(s.hl7_mental_health_senders),
+            discharge_rating=rules.config.post_discharge_rating,
+            discharge_review_days=rules.config.post_discharge_minimum_weeks * 7,
+        )
+        return rules, alerts
 
 
 _RUNTIME: Runtime | None = None
