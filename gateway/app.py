@@ -13,6 +13,7 @@ from gateway.api import admin, fhir, health, hl7, metadata, operations, outcomes
 from gateway.api.limits import BodyLimit
 from gateway.api.negotiation import FormatNegotiation
 from gateway.api.security_headers import SecurityHeaders
+from gateway.audit.trail import AuditTrail
 from gateway.logs import configure_logging
 from gateway.register.apply import RegisterRules
 from gateway.register.config import DEFAULT_RULES, load_rules
@@ -42,11 +43,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = create_engine(settings)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settle_memory()
+        await app.state.audit.start()
         try:
             yield
         finally:
+            await app.state.audit.stop()
             await engine.dispose()
 
     app = FastAPI(
@@ -69,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_count=settings.default_page_size,
         max_count=settings.max_page_size,
     )
+    app.state.audit = AuditTrail(lambda: app.state.repository)
     outcomes.install(app)
     app.add_middleware(FormatNegotiation)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)

@@ -16,6 +16,8 @@ from gateway.api.bundles import process_bundle
 from gateway.api.deps import CallerDep, repository
 from gateway.api.outcomes import FHIR_JSON, information
 from gateway.api.render import render_history, render_search
+from gateway.audit.trail import AuditTrail
+from gateway.auth import Caller
 from gateway.errors import (
     InvalidRequest,
     InvalidResource,
@@ -88,6 +90,11 @@ def parse_if_match(value: str | None) -> int | None:
     return int(text)
 
 
+def trail(request: Request) -> AuditTrail:
+    found: AuditTrail = request.app.state.audit
+    return found
+
+
 def query_params(request: Request) -> list[tuple[str, str]]:
     return [(k, v) for k, v in request.query_params.multi_items() if k not in CONTROL_PARAMS]
 
@@ -145,12 +152,15 @@ async def bundle(request: Request, caller: CallerDep) -> Response:
     repo = repository(request)
     body = await read_body(request)
     result = await process_bundle(repo, body, base_url(request), prefer=request.headers.get("prefer", ""))
+    kind = body.get("type") if isinstance(body, dict) else None
+    trail(request).interaction(caller, "transaction" if kind == "transaction" else "batch", references=("Bundle",))
     return Response(result, media_type=FHIR_JSON)
 
 
 @router.get("/_history", summary="History of all resources")
 async def system_history(request: Request, caller: CallerDep) -> Response:
     repo = repository(request)
+    trail(request).interaction(caller, "history-system", query=str(request.url.query))
     return await render_history(request, repo, None, None, base_url(request))
 
 
@@ -162,6 +172,7 @@ async def search(res_type: str, request: Request, caller: CallerDep) -> Response
     res_type = resource_type(res_type)
     repo = repository(request)
     result = await repo.search(res_type, query_params(request), strict=not _lenient(request))
+    trail(request).interaction(caller, "search-type", tuple(result.matches), query=f"{res_type}?{request.url.query}")
     return render_search(result, res_type, base_url(request))
 
 
@@ -178,6 +189,8 @@ async def search_post(res_type: str, request: Request, caller: CallerDep) -> Res
     form = parse_qsl(raw.decode("utf-8", errors="strict"), keep_blank_values=True)
     params = query_params(request) + [(k, v) for k, v in form if k not in CONTROL_PARAMS]
     result = await repo.search(res_type, params, strict=not _lenient(request))
+    query = f"{res_type}?" + "&".join(f"{k}={v}" for k, v in params)
+    trail(request).interaction(caller, "search-type", tuple(result.matches), query=query)
     return render_search(result, res_type, base_url(request))
 
 
@@ -195,6 +208,7 @@ async def create(res_type: str, request: Request, caller: CallerDep) -> Response
         raise InvalidResource("the body is not a JSON object")
     body.pop("id", None)  # the server assigns ids on create
     result = await repo.create(body, if_none_exist=_if_none_exist(request))
+    _audit_write(request, caller, "create", result)
     return write_response(request, result, _status_for(result))
 
 
@@ -209,6 +223,7 @@ async def conditional_update(res_type: str, request: Request, caller: CallerDep)
     result = await repo.conditional_update(
         res_type, criteria, body, if_match=parse_if_match(request.headers.get("if-match"))
     )
+    _audit_write(request, caller, "create" if result.outcome is Outcome.CREATED else "update", result)
     return write_response(request, result, _status_for(result))
 
 
@@ -221,6 +236,8 @@ async def conditional_delete(res_type: str, request: Request, caller: CallerDep)
         raise InvalidRequest("a conditional delete needs search criteria in the URL")
     results = await repo.conditional_delete(res_type, criteria)
     deleted = sum(1 for r in results if r.outcome is Outcome.DELETED)
+    refs = tuple(r.resource.reference for r in results if r.resource is not None)
+    trail(request).interaction(caller, "delete", references=refs, query=f"{res_type}?{request.url.query}")
     return Response(orjson.dumps(information(f"deleted {deleted} {res_type}")), media_type=FHIR_JSON)
 
 
@@ -228,6 +245,7 @@ async def conditional_delete(res_type: str, request: Request, caller: CallerDep)
 async def type_history(res_type: str, request: Request, caller: CallerDep) -> Response:
     res_type = resource_type(res_type)
     repo = repository(request)
+    trail(request).interaction(caller, "history-type", query=f"{res_type}/_history?{request.url.query}")
     return await render_history(request, repo, res_type, None, base_url(request))
 
 
@@ -238,7 +256,9 @@ async def type_history(res_type: str, request: Request, caller: CallerDep) -> Re
 async def read(res_type: str, res_id: str, request: Request, caller: CallerDep) -> Response:
     res_type = resource_type(res_type)
     repo = repository(request)
-    return read_response(await repo.read(res_type, res_id))
+    stored = await repo.read(res_type, res_id)
+    trail(request).interaction(caller, "read", (stored,))
+    return read_response(stored)
 
 
 @router.put("/{res_type}/{res_id}", summary="Update (or create with a client-assigned id); If-Match honoured")
@@ -247,6 +267,7 @@ async def update(res_type: str, res_id: str, request: Request, caller: CallerDep
     repo = repository(request)
     body = await read_body(request)
     result = await repo.update(res_type, res_id, body, if_match=parse_if_match(request.headers.get("if-match")))
+    _audit_write(request, caller, "create" if result.outcome is Outcome.CREATED else "update", result)
     return write_response(request, result, _status_for(result))
 
 
@@ -255,6 +276,7 @@ async def delete(res_type: str, res_id: str, request: Request, caller: CallerDep
     res_type = resource_type(res_type)
     repo = repository(request)
     result = await repo.delete(res_type, res_id)
+    trail(request).interaction(caller, "delete", references=(f"{res_type}/{res_id}",))
     headers = {"ETag": result.resource.etag} if result.resource else {}
     return Response(status_code=204, headers=headers)
 
@@ -263,6 +285,7 @@ async def delete(res_type: str, res_id: str, request: Request, caller: CallerDep
 async def instance_history(res_type: str, res_id: str, request: Request, caller: CallerDep) -> Response:
     res_type = resource_type(res_type)
     repo = repository(request)
+    trail(request).interaction(caller, "history-instance", references=(f"{res_type}/{res_id}",))
     return await render_history(request, repo, res_type, res_id, base_url(request))
 
 
@@ -272,4 +295,11 @@ async def vread(res_type: str, res_id: str, version_id: str, request: Request, c
     repo = repository(request)
     if not version_id.isdigit():
         raise InvalidRequest(f"version {version_id!r} is not a number")
-    return read_response(await repo.vread(res_type, res_id, int(version_id)))
+    stored = await repo.vread(res_type, res_id, int(version_id))
+    trail(request).interaction(caller, "vread", (stored,))
+    return read_response(stored)
+
+
+def _audit_write(request: Request, caller: Caller, interaction: str, result: WriteResult) -> None:
+    if result.resource is not None:
+        trail(request).interaction(caller, interaction, (result.resource,))

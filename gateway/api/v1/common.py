@@ -23,6 +23,7 @@ from gateway.domain.service import KeyworkingRecords, Saved, record_id_of
 from gateway.errors import InvalidRequest, UnprocessableRecord
 from gateway.errors import Issue as GatewayIssue
 from gateway.store.idempotency import IdempotencyStore, RememberedAnswer
+from mappings.keyworking.mapping import MAIN_RESOURCE
 from mappings.keyworking.records import Record
 
 JSON = "application/json"
@@ -36,6 +37,30 @@ IdempotencyKey = Annotated[
     ),
 ]
 IfMatch = Annotated[str | None, Header(alias="If-Match", description='The version read, as W/"n"')]
+
+
+def audit(
+    request: Request,
+    caller: Caller,
+    interaction: str,
+    records: list[Any] | tuple[Any, ...],
+    query: str | None = None,
+    person_id: str | None = None,
+) -> None:
+    """An AuditEvent for a domain API interaction: the records' main resources and the people they are about."""
+
+    refs: list[str] = []
+    patients: list[str] = [person_id] if person_id is not None else []
+    for record in records:
+        rid = getattr(record, "id", None)
+        if rid is not None and type(record) in MAIN_RESOURCE:
+            refs.append(f"{MAIN_RESOURCE[type(record)]}/{rid}")
+        person = rid if type(record).__name__ == "Person" else getattr(record, "person_id", None)
+        if person is not None:
+            patients.append(person)
+    request.app.state.audit.interaction(
+        caller, interaction, references=tuple(refs[:50]), patients=tuple(dict.fromkeys(patients)), query=query
+    )
 
 
 def records(request: Request) -> KeyworkingRecords:
@@ -144,6 +169,8 @@ async def act(
     """Apply a lifecycle step to a stored record (409 when its state forbids it) and answer with the new record."""
 
     async def write(_seed: str | None) -> Response:
-        return answer(await records(request).change(kind, record_id, step))
+        saved = await records(request).change(kind, record_id, step)
+        audit(request, caller, "update", [saved.record])
+        return answer(saved)
 
     return await idempotent(request, caller, key, write)

@@ -18,6 +18,7 @@ from gateway.api.v1.common import (
     IdempotencyKey,
     IfMatch,
     answer,
+    audit,
     idempotent,
     list_answer,
     parse_if_match,
@@ -49,13 +50,16 @@ def record_routes(
             )
 
         async def write(seed: str | None) -> Response:
-            return saved_answer(await records(request).create(record, record_id=new_record_id(seed)), collection)
+            saved = await records(request).create(record, record_id=new_record_id(seed))
+            audit(request, caller, "create", [saved.record])
+            return saved_answer(saved, collection)
 
         return await idempotent(request, caller, idempotency_key, write)
 
     async def read(record_id: RecordId, request: Request, caller: CallerDep) -> Response:
         service = records(request)
         record = await service.get(kind, record_id)
+        audit(request, caller, "read", [record])
         return answer(record, version=await service.version_of(kind, record_id))
 
     async def put(
@@ -70,14 +74,18 @@ def record_routes(
 
         async def write(_seed: str | None) -> Response:
             stored = record.model_copy(update={"id": record_id})
-            return saved_answer(await records(request).put(stored, if_match=parse_if_match(if_match)), collection)
+            saved = await records(request).put(stored, if_match=parse_if_match(if_match))
+            audit(request, caller, "create" if saved.created else "update", [saved.record])
+            return saved_answer(saved, collection)
 
         return await idempotent(request, caller, idempotency_key, write)
 
     async def for_person(
         request: Request, caller: CallerDep, person_id: Annotated[RecordId, Query(description="The young person's id")]
     ) -> Response:
-        return list_answer(await records(request).for_person(kind, person_id))
+        found = await records(request).for_person(kind, person_id)
+        audit(request, caller, "search-type", found, query=f"{collection}?person_id={person_id}", person_id=person_id)
+        return list_answer(found)
 
     # The body's type is the record kind: set on the annotations FastAPI reads, so OpenAPI documents the record.
     create.__annotations__["record"] = kind
