@@ -8,8 +8,10 @@ from typing import Any
 import httpx
 
 from connectors.base import ConfigurationError, PushConnector
+from connectors.education.registry_entry import ENTRIES as EDUCATION_ENTRIES
 from connectors.fhir.config import FhirConfig
 from connectors.fhir.connector import FhirConnector
+from connectors.local_authority.registry_entry import ENTRIES as LA_ENTRIES
 
 Builder = Callable[[dict[str, Any], httpx.AsyncBaseTransport | None], PushConnector]
 
@@ -18,7 +20,7 @@ def _fhir(settings: dict[str, Any], transport: httpx.AsyncBaseTransport | None) 
     return FhirConnector(FhirConfig.model_validate(settings), transport=transport)
 
 
-PUSH_CONNECTORS: dict[str, Builder] = {"fhir": _fhir}
+PUSH_CONNECTORS: dict[str, Builder] = {"fhir": _fhir, **LA_ENTRIES, **EDUCATION_ENTRIES}
 
 
 def build_push_connector(

@@ -140,9 +140,10 @@ def ext(url: str, value_key: str, value: Any) -> dict[str, Any]:
 
 
 def find_ext(element: Any, url: str) -> dict[str, Any] | None:
-    if not isinstance(element, dict):
+    extensions = element.get("extension") if isinstance(element, dict) else None
+    if not isinstance(extensions, list):
         return None
-    for e in element.get("extension", ()):
+    for e in extensions:
         if isinstance(e, dict) and e.get("url") == url:
             return e
     return None
