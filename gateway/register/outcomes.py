@@ -43,7 +43,7 @@ def rule_task_id(key: str) -> str:
 class RuleTask(BaseModel):
     """A Task a rule raised: what to do, for whom, about which episode, by when."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     task_type: TaskType
     trigger: Trigger

@@ -125,9 +125,15 @@ PersonReference = Annotated[str, StringConstraints(pattern=rf"^({'|'.join(PERSON
 
 
 class Record(BaseModel):
-    """Base of every record: immutable, unknown fields refused, text trimmed."""
+    """Base of every record: immutable, unknown fields refused, text trimmed.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, use_enum_values=False)
+    Validation errors never quote the input (``hide_input_in_errors``): they name the field and the rule, so an
+    error message that reaches a log or another system carries no name, NHS number or address.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=True, use_enum_values=False, hide_input_in_errors=True
+    )
 
 
 class PersonRef(Record):
@@ -171,7 +177,7 @@ class Agency(Record):
 def field_error(title: str, loc: tuple[str | int, ...], message: str, value: Any) -> ValidationError:
     """A pydantic ValidationError naming one field, for rules checked outside a model's own validation."""
     detail = InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc, input=value)
-    return ValidationError.from_exception_data(title, [detail])
+    return ValidationError.from_exception_data(title, [detail], hide_input=True)
 
 
 def _fail(model: type[BaseModel], loc: tuple[str | int, ...], message: str, value: Any) -> ValidationError:

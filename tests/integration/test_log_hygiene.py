@@ -87,4 +87,5 @@ def test_a_full_scenario_logs_no_identifying_data(tmp_path: Path) -> None:
         if p.postcode:
             forbidden.append(p.postcode)
     leaks = [word for word in forbidden if re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", logs)]
-    assert leaks == [], f"identifying data in the logs: {sorted(set(leaks))[:10]}"
+    lines = [line[:300] for line in logs.splitlines() if any(word in line for word in leaks)][:5]
+    assert leaks == [], f"identifying data in the logs: {sorted(set(leaks))[:10]} in lines like {lines}"

@@ -17,7 +17,7 @@ from mappings.keyworking.terminology import ClosureReason, KeyworkerChangeReason
 
 
 class Body(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
 class CaseReferral(Body):
