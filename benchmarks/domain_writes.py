@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.domain_writes                      # SQLite and PostgreSQL, ~1 minute
     .venv/bin/python -m benchmarks.domain_writes --db sqlite --people 200
+    .venv/bin/python -m benchmarks.domain_writes --no-rules           # without the register rules (store alone)
     .venv/bin/python -m benchmarks.domain_writes --url http://127.0.0.1:8080   # a running gateway, real HTTP
 
 The records are the demo population's (``gateway.demo.population``): people, register entries with rating
@@ -65,8 +66,9 @@ async def _drive(
     people: Sequence[YoungPersonRecords],
     write: Callable[[httpx.AsyncClient, Record], Awaitable[None]],
     concurrency: int,
-) -> tuple[int, float]:
-    """Write every record (each person's in order, ``concurrency`` people at once); records and seconds taken."""
+) -> tuple[int, float, float]:
+    """Write every record (each person's in order, ``concurrency`` people at once): records, seconds taken and the
+    CPU seconds this process spent meanwhile (in-process: client and gateway, SQLite's driver threads included)."""
     gate = asyncio.Semaphore(concurrency)
     done = 0
 
@@ -77,9 +79,9 @@ async def _drive(
                 await write(client, record)
                 done += 1
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(one(p) for p in people))
-    return done, time.perf_counter() - started
+    return done, time.perf_counter() - started, time.process_time() - cpu
 
 
 async def measure(client: httpx.AsyncClient, people_count: int, concurrency: int) -> dict[str, float]:
@@ -88,21 +90,24 @@ async def measure(client: httpx.AsyncClient, people_count: int, concurrency: int
     await _drive(client, warm, _domain_write, concurrency)
     domain_people = list(population(seed=seeds + 1, people=people_count))
     baseline_people = list(population(seed=seeds + 2, people=people_count))
-    records, seconds = await _drive(client, domain_people, _domain_write, concurrency)
-    base_records, base_seconds = await _drive(client, baseline_people, _fhir_write, concurrency)
+    records, seconds, cpu = await _drive(client, domain_people, _domain_write, concurrency)
+    base_records, base_seconds, _ = await _drive(client, baseline_people, _fhir_write, concurrency)
     resources = sum(len(to_fhir(r)) for p in domain_people for r in records_of(p))
     return {
         "records": records,
         "resources_per_record": resources / records,
         "domain_records_per_s": records / seconds,
+        "domain_cpu_ms_per_record": cpu * 1000 / records,
         "baseline_records_per_s": base_records / base_seconds,
     }
 
 
-async def in_process(url: str, home: str, people: int, concurrency: int) -> dict[str, float]:
+async def in_process(url: str, home: str, people: int, concurrency: int, rules: bool = True) -> dict[str, float]:
     settings = Settings(home=home, database_url=url, log_level="WARNING")  # type: ignore[arg-type]
     upgrade(settings, url=url)
     app = create_app(settings)
+    if not rules:
+        app.state.register_rules = None  # the store alone: map + validate + store
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://bench.test", timeout=600) as client:
@@ -119,12 +124,13 @@ async def remote(url: str, people: int, concurrency: int) -> dict[str, float]:
 def run_on(db: str, args: argparse.Namespace) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="kwg-bench-") as home:
         if db == "sqlite":
-            return asyncio.run(in_process(f"sqlite+aiosqlite:///{home}/bench.db", home, args.people, args.concurrency))
+            sqlite = f"sqlite+aiosqlite:///{home}/bench.db"
+            return asyncio.run(in_process(sqlite, home, args.people, args.concurrency, args.rules))
         name = f"kwg_bench_{uuid.uuid4().hex[:10]}"
         asyncio.run(_admin(args.postgres, f'CREATE DATABASE "{name}"'))
         try:
             url = args.postgres.rsplit("/", 1)[0] + f"/{name}"
-            return asyncio.run(in_process(url, home, args.people, args.concurrency))
+            return asyncio.run(in_process(url, home, args.people, args.concurrency, args.rules))
         finally:
             asyncio.run(_admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
@@ -136,11 +142,17 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=150, help="young people per measurement (about 6 records each)")
     parser.add_argument("--concurrency", type=int, default=8, help="young people written at once")
     parser.add_argument("--url", help="drive a running gateway over HTTP instead of in-process")
+    parser.add_argument(
+        "--no-rules",
+        dest="rules",
+        action="store_false",
+        help="in-process only: leave the register rules out (map + validate + store alone)",
+    )
     args = parser.parse_args()
     targets = [args.url] if args.url else (["sqlite", "postgresql"] if args.db == "both" else [args.db])
     header = (
         f"{'database':12} {'records':>7} {'res/rec':>7} {'domain rec/s':>13} {'FHIR txn rec/s':>15} "
-        f"{'ratio':>6} {'vs target':>9}"
+        f"{'ratio':>6} {'vs target':>9} {'CPU ms/rec':>10}"
     )
     print(header)
     print("-" * len(header))
@@ -149,11 +161,13 @@ def main() -> None:
         domain, base = figures["domain_records_per_s"], figures["baseline_records_per_s"]
         print(
             f"{target[:12]:12} {figures['records']:7,.0f} {figures['resources_per_record']:7.1f} {domain:13,.0f} "
-            f"{base:15,.0f} {domain / base:5.2f}× {domain / TARGET:8.1f}×"
+            f"{base:15,.0f} {domain / base:5.2f}× {domain / TARGET:8.1f}× {figures['domain_cpu_ms_per_record']:10.2f}"
         )
     print(
-        "\nrecords/s through the domain API (map + validate + store + rules), in-process over ASGI; baseline: the same "
-        "records' resources as FHIR transaction Bundles through POST /fhir, in the same run."
+        f"\nrecords/s through the domain API (map + validate + store{' + rules' if args.rules else ''}), "
+        "in-process over ASGI unless --url; baseline: the same "
+        "records' resources as FHIR transaction Bundles through POST /fhir, in the same run. CPU ms/rec: this "
+        "process's CPU time per domain write (in-process: client and gateway; with --url: the client only)."
     )
 
 

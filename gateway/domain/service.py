@@ -246,6 +246,11 @@ class KeyworkingRecords:
         batch = changed if if_match is not None else [main, *changed]
         for resource in batch:
             self.repo.check(resource, resource["resourceType"])  # update_many does not validate
+        if if_match is None and not stale and self.after_write is None:
+            # One batched write is already one transaction: no scope (and savepoint) around it.
+            written = (await self.repo.update_many([(r, r["id"]) for r in batch]))[0]
+            assert written.resource is not None
+            return Saved(from_fhir(kind, resources), written.resource.version_id, created=before is None)
         try:
             async with self.repo.transaction() as tx:
                 if if_match is not None:  # the version guard needs the single-resource path

@@ -15,7 +15,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from sqlalchemy import and_, delete, func, insert, select, update
@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.errors import Gone, InvalidRequest, InvalidResource, Issue, NotFound, PreconditionFailed
 from gateway.store import bulk, indexing
-from gateway.store.db import begin_write
+from gateway.store.db import begin_write, write_turn
 from gateway.store.models import (
     INDEX_TABLES,
     outbox,
@@ -39,6 +39,8 @@ from gateway.store.records import HistoryPage, Outcome, StoredResource, WriteRes
 from gateway.store.search import SearchResult, execute_search, find_matches
 from gateway.store.statements import fetch_one
 from gateway.store.timeutil import now_us, to_instant
+
+T = TypeVar("T")
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
@@ -150,12 +152,13 @@ class SqlFhirRepository:
             async with self._conn.begin_nested():
                 yield self._conn
             return
-        conn = await begin_write(self.engine)
-        try:
-            async with conn.begin():
-                yield conn
-        finally:
-            await conn.close()
+        async with write_turn(self.engine):
+            conn = await begin_write(self.engine)
+            try:
+                async with conn.begin():
+                    yield conn
+            finally:
+                await conn.close()
 
     @asynccontextmanager
     async def _reading(self) -> AsyncIterator[AsyncConnection]:
@@ -289,6 +292,14 @@ class SqlFhirRepository:
         res_type = body.get("resourceType") if isinstance(body, dict) else None
         if not isinstance(res_type, str):
             raise InvalidResource("resourceType is missing", issues=[Issue("required", "resourceType is missing")])
+        if not if_none_exist:
+            self._check(body, res_type)
+            new_id = assigned_id or str(uuid.uuid4())
+            conflict = f"{res_type}/{new_id} was created concurrently; retry"
+            created = await self._run_plan(
+                lambda dialect: bulk.create_plan([(body, new_id)], now_us(), dialect, conflict)
+            )
+            return WriteResult(Outcome.CREATED, created[0])
         async with self._writing() as conn:
             if if_none_exist:
                 matches = await find_matches(conn, res_type, if_none_exist, limit=2)
@@ -313,8 +324,7 @@ class SqlFhirRepository:
         for _body, res_id in items:
             if not ID_PATTERN.match(res_id):
                 raise InvalidRequest(f"{res_id!r} is not a valid resource id")
-        async with self._writing() as conn:
-            stored = await bulk.insert_created(conn, items)
+        stored = await self._run_plan(lambda dialect: bulk.create_plan(items, now_us(), dialect))
         return [WriteResult(Outcome.CREATED, s) for s in stored]
 
     async def update_many(self, items: Sequence[tuple[dict[str, Any], str]]) -> list[WriteResult]:
@@ -328,15 +338,15 @@ class SqlFhirRepository:
             if not ID_PATTERN.match(res_id) or body.get("id") != res_id:
                 raise InvalidRequest(f"{res_id!r} is not a valid resource id or differs from the body's id")
             keys.append((body["resourceType"], res_id))
-        async with self._writing() as conn:
-            current = await bulk.current_rows(conn, keys, lock=True)
-            fresh = [(body, res_id) for (body, res_id), key in zip(items, keys, strict=True) if key not in current]
-            known = [
-                (body, res_id, current[key]) for (body, res_id), key in zip(items, keys, strict=True) if key in current
-            ]
-            written = {(s.res_type, s.res_id): s for s in await bulk.insert_created(conn, fresh)}
-            written.update({(s.res_type, s.res_id): s for s in await bulk.replace_current(conn, known)})
-        return [WriteResult(Outcome.UPDATED if key in current else Outcome.CREATED, written[key]) for key in keys]
+        written = await self._run_plan(lambda dialect: bulk.upsert_plan(items, dialect))
+        return [WriteResult(Outcome.CREATED if created else Outcome.UPDATED, s) for created, s in written]
+
+    async def _run_plan(self, plan: Callable[[str], bulk.Plan[T]]) -> T:
+        """A batched write: inside the bound transaction (under a savepoint), or alone in one of its own."""
+        if self._conn is not None:
+            return await bulk.run(self._conn, plan(self._conn.dialect.name))
+        async with self.engine.connect() as conn, write_turn(self.engine):
+            return await bulk.run_alone(conn, plan(conn.dialect.name))
 
     async def update(
         self, res_type: str, res_id: str, body: dict[str, Any], *, if_match: int | None = None
@@ -349,16 +359,10 @@ class SqlFhirRepository:
                 issues=[Issue("invalid", f"expected id {res_id!r}, got {body.get('id')!r}", (f"{res_type}.id",))],
             )
         self._check(body, res_type)
-        async with self._writing() as conn:
-            previous = await self._lock(conn, res_type, res_id)
-            if if_match is not None:
-                current = previous[1] if previous is not None else None
-                if current != if_match:
-                    raise PreconditionFailed(
-                        f"If-Match version {if_match} is stale: {res_type}/{res_id} is at version {current}"
-                    )
-            stored = await self._store(conn, res_type, res_id, body, previous=previous)
-            return WriteResult(Outcome.CREATED if previous is None else Outcome.UPDATED, stored)
+        created, stored = await self._run_plan(
+            lambda dialect: bulk.update_plan(res_type, res_id, body, if_match, dialect)
+        )
+        return WriteResult(Outcome.CREATED if created else Outcome.UPDATED, stored)
 
     async def conditional_update(
         self,
