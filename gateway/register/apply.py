@@ -28,7 +28,7 @@ from gateway.domain.gather import gather
 from gateway.errors import Gone, NotFound
 from gateway.register import tasks as rule_tasks
 from gateway.register.config import DEFAULT_RULES, RulesConfig
-from gateway.register.outcomes import Outcome, RuleTask
+from gateway.register.outcomes import Outcome, RuleTask, TaskStatus
 from gateway.register.rules import (
     CaseMoved,
     ContactMade,
@@ -52,7 +52,7 @@ from mappings.keyworking.records import (
     RegisterEntry,
     ReviewMeeting,
 )
-from mappings.keyworking.terminology import ReviewType
+from mappings.keyworking.terminology import KeyworkingPhase, ReviewType
 
 Resource = dict[str, Any]
 
@@ -80,7 +80,7 @@ class RegisterRules:
                     await _write(repo, on_review_held(held, self.config), stored)
         elif isinstance(after, Contact) and before is None and after.case_id is not None:
             case = await _case(repo, after.case_id)
-            if case is not None:
+            if case is not None and case.phase is KeyworkingPhase.MONITORING:  # only monitoring keeps a cadence
                 known, stored = await _rule_tasks(repo, after.person_id)
                 await _write(repo, on_contact_made(ContactMade(after, case, known), self.config), stored)
 
@@ -88,13 +88,27 @@ class RegisterRules:
         already = len(before.ratings) if before is not None else 0
         if len(after.ratings) <= already:
             return
+        for n in range(already + 1, len(after.ratings) + 1):  # refuse before reading anything else
+            check_discharge_hold(after.model_copy(update={"ratings": after.ratings[: n - 1]}), after.ratings[n - 1])
         community = await _last_community_cetr(repo, after.person_id)
+        known, stored = await _rule_tasks(repo, after.person_id)
+        total = Outcome()
         for n in range(already + 1, len(after.ratings) + 1):
             so_far = after.model_copy(update={"ratings": after.ratings[:n]})
-            check_discharge_hold(after.model_copy(update={"ratings": after.ratings[: n - 1]}), after.ratings[n - 1])
-            known, stored = await _rule_tasks(repo, after.person_id)
             event = RatingChanged.latest(so_far, community_cetr_on=community, tasks=known)
-            await _write(repo, on_rating_changed(event, self.config), stored)
+            outcome = on_rating_changed(event, self.config)
+            total = total + outcome
+            # What this decision raised and closed is what the next one sees.
+            closed = {c.task_id: c.status for c in outcome.close_tasks}
+            known = (
+                tuple(
+                    t.model_copy(update={"status": TaskStatus(closed[t.id].value)}) if t.id in closed else t
+                    for t in known
+                )
+                + outcome.raise_tasks
+            )
+            stored |= {t.id: rule_tasks.to_fhir(t) for t in outcome.raise_tasks}
+        await _write(repo, total, stored)
 
 
 def _now() -> datetime:
@@ -150,14 +164,17 @@ async def _inpatient(repo: FhirRepository, meeting: ReviewMeeting) -> bool:
 
 
 async def _write(repo: FhirRepository, outcome: Outcome, stored: dict[str, Resource]) -> None:
-    """Store the Tasks the rules raised and close the ones they closed."""
-    for task in outcome.raise_tasks:
-        resource = rule_tasks.to_fhir(task)
-        await repo.update("Task", task.id, resource)
+    """Store the Tasks the rules raised and close the ones they closed, in one batched write."""
+    writes: dict[str, Resource] = {task.id: rule_tasks.to_fhir(task) for task in outcome.raise_tasks}
     for closure in outcome.close_tasks:
-        current = stored.get(closure.task_id)
+        current = writes.get(closure.task_id) or stored.get(closure.task_id)
         if current is None:
             continue
         closed = rule_tasks.closed(current, closure)
         closed.pop("meta", None)
-        await repo.update("Task", closure.task_id, closed)
+        writes[closure.task_id] = closed
+    if not writes:
+        return
+    for resource in writes.values():
+        repo.check(resource, "Task")  # update_many does not validate
+    await repo.update_many([(resource, task_id) for task_id, resource in writes.items()])
