@@ -238,6 +238,7 @@ def servers(args: argparse.Namespace, sqlalchemy_url: str, dsn: str, log_dir: Pa
         "KWG_DATABASE_URL": sqlalchemy_url,
         "KWG_HOME": str(log_dir / "home"),
         "KWG_LOG_LEVEL": "WARNING",
+        "KWG_RATE_LIMIT_PER_MINUTE": "0",  # one load generator is one client: measure the gateway, not its limit
     }
     port = free_port()
     gateway_cmd = [str(VENV_BIN / "kwg"), "serve", "--host", "127.0.0.1", "--port", str(port)]

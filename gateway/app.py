@@ -15,6 +15,7 @@ from gateway.api.negotiation import FormatNegotiation
 from gateway.api.security_headers import SecurityHeaders
 from gateway.audit.trail import AuditTrail
 from gateway.logs import configure_logging
+from gateway.ratelimit import RateLimiter
 from gateway.register.apply import RegisterRules
 from gateway.register.config import DEFAULT_RULES, load_rules
 from gateway.settings import Settings, load_settings
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_count=settings.max_page_size,
     )
     app.state.audit = AuditTrail(lambda: app.state.repository)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     outcomes.install(app)
     app.add_middleware(FormatNegotiation)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from starlette.requests import Request
+
 
 @dataclass(frozen=True, slots=True)
 class Caller:
@@ -29,6 +31,10 @@ DEVELOPMENT_CALLER = Caller(
 )
 
 
-async def current_caller() -> Caller:
-    """The authenticated caller. Development caller until authentication is configured."""
-    return DEVELOPMENT_CALLER
+async def current_caller(request: Request) -> Caller:
+    """The authenticated caller (development caller until authentication is configured), within its rate limit."""
+    caller = DEVELOPMENT_CALLER
+    limiter = getattr(request.app.state, "rate_limiter", None)
+    if limiter is not None:
+        limiter.check(caller.client_id)
+    return caller

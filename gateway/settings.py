@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     hl7_mental_health_senders: str = Field(
         default="", description="Comma-separated MSH-4 sending ODS codes whose inpatients are all in mental-health beds"
     )
+    rate_limit_per_minute: int = Field(
+        default=60000, ge=0, description="Requests a minute each client may make (per worker process); 0: no limit"
+    )
+    rate_limit_burst: int = Field(default=200, ge=1, description="Requests a client may make at once above the rate")
     rules_file: Path | None = Field(
         default=None, description="TOML or JSON file overriding the register rules' defaults (docs/rules.md)"
     )
