@@ -76,7 +76,7 @@ async def list_destinations(request: Request, caller: CallerDep) -> Response:
 async def list_deliveries(
     request: Request,
     caller: CallerDep,
-    status: Annotated[str | None, Query(pattern="^(pending|delivered|dead)$")] = None,
+    status: Annotated[str | None, Query(pattern="^(pending|delivered|dead|withheld)$")] = None,
     destination: str | None = None,
     after: Annotated[int, Query(ge=0, description="Deliveries with a larger id (paging)")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,

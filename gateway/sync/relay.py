@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.store.db import begin_write
-from gateway.store.models import outbox
+from gateway.store.models import outbox, sp_reference, sp_token
 from gateway.store.timeutil import now_us
 from gateway.sync import sharing
 from gateway.sync.destinations import Destination
@@ -56,6 +56,31 @@ def _insert_ignoring_duplicates(conn: AsyncConnection, rows: list[dict[str, obje
     return dialect_insert(delivery).values(rows).on_conflict_do_nothing(index_elements=["destination", "outbox_id"])
 
 
+async def consent_withdrawn(conn: AsyncConnection, patient_ids: set[str]) -> set[str]:
+    """The people among these whose consent is withdrawn or refused and not given again (no active Consent)."""
+    if not patient_ids:
+        return set()
+    ref, tok = sp_reference.alias("ref"), sp_token.alias("tok")
+    rows = (
+        await conn.execute(
+            select(ref.c.target_id, tok.c.code)
+            .select_from(ref.join(tok, tok.c.res_pk == ref.c.res_pk))
+            .where(
+                ref.c.res_type == "Consent",
+                ref.c.param == "patient",
+                ref.c.target_type == "Patient",
+                ref.c.target_id.in_(sorted(patient_ids)),
+                tok.c.param == "status",
+                tok.c.code.in_(("active", "inactive", "rejected")),
+            )
+        )
+    ).all()
+    statuses: dict[str, set[str]] = {}
+    for patient, code in rows:
+        statuses.setdefault(str(patient), set()).add(str(code))
+    return {p for p, codes in statuses.items() if "active" not in codes}
+
+
 async def relay_once(engine: AsyncEngine, destinations: Sequence[Destination], *, batch: int = 500) -> RelayReport:
     """Relay up to ``batch`` unrelayed outbox events; an empty report when there are none (or another relay runs)."""
     report = RelayReport()
@@ -83,6 +108,7 @@ async def relay_once(engine: AsyncEngine, destinations: Sequence[Destination], *
             if not events:
                 return report
             now = now_us()
+            withheld = await consent_withdrawn(conn, {e.patient_id for e in events if e.patient_id})
             rows: list[dict[str, object]] = []
             for event in events:
                 for dest in active:
@@ -99,13 +125,16 @@ async def relay_once(engine: AsyncEngine, destinations: Sequence[Destination], *
                             "version_id": event.version_id,
                             "method": event.method,
                             "patient_id": event.patient_id,
-                            "status": "pending",
+                            "status": "withheld" if event.patient_id in withheld else "pending",
                             "attempts": 0,
                             "next_attempt_at": now,
                             "created_at": now,
+                            "finished_at": now if event.patient_id in withheld else None,
+                            "last_error": "consent withdrawn: not sent" if event.patient_id in withheld else None,
                         }
                     )
-                    report.lanes.add((dest.name, lane))
+                    if event.patient_id not in withheld:
+                        report.lanes.add((dest.name, lane))
             for start in range(0, len(rows), 500):
                 await conn.execute(_insert_ignoring_duplicates(conn, rows[start : start + 500]))  # type: ignore[call-overload]
             ids = [e.id for e in events]

@@ -214,3 +214,46 @@ async def test_relaying_twice_creates_no_second_delivery(sync_engine: AsyncEngin
     second = await relay_once(sync_engine, [dest])
     assert first.deliveries == second.deliveries == 1  # offered twice ...
     assert len(await deliveries.list_deliveries(sync_engine)) == 1  # ... stored once
+
+
+async def consent(store: SqlFhirRepository, pid: str, status: str) -> None:
+    body = {
+        "resourceType": "Consent",
+        "id": f"{pid}-consent",
+        "status": status,
+        "scope": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]
+        },
+        "category": [{"text": "Inclusion on the Dynamic Support Register"}],
+        "patient": {"reference": f"Patient/{pid}"},
+    }
+    await store.update("Consent", f"{pid}-consent", body)
+
+
+async def test_withdrawn_consent_stops_outbound_sync_for_that_person(
+    sync_engine: AsyncEngine, store: SqlFhirRepository, connector: FhirConnector, destination_client: httpx.AsyncClient
+) -> None:
+    dest = destination()
+    for pid in ("p1", "p2"):
+        await patient(store, pid, "before")
+        await consent(store, pid, "active")
+    await drain_all(sync_engine, store, dest, connector)
+    await consent(store, "p1", "inactive")  # p1 withdraws consent
+    await patient(store, "p1", "after")
+    await patient(store, "p2", "after")
+    await encounter(store, "e1", "p1")
+    await drain_all(sync_engine, store, dest, connector)
+    log = [
+        (c["url"], c.get("resource", {}).get("name", [{}])[0].get("family")) for c in await arrived(destination_client)
+    ]
+    assert ("Patient/p2", "after") in log
+    assert ("Patient/p1", "after") not in log and ("Encounter/e1", None) not in log
+    withheld = await deliveries.list_deliveries(sync_engine, status="withheld")
+    assert {d.resource for d in withheld} == {"Consent/p1-consent", "Patient/p1", "Encounter/e1"}
+    assert all(d.last_error == "consent withdrawn: not sent" for d in withheld)
+    await consent(store, "p1", "active")  # consent given again: sync resumes
+    await patient(store, "p1", "again")
+    await drain_all(sync_engine, store, dest, connector)
+    assert ("Patient/p1", "again") in [
+        (c["url"], c.get("resource", {}).get("name", [{}])[0].get("family")) for c in await arrived(destination_client)
+    ]
