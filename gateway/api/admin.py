@@ -10,7 +10,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from gateway.api.deps import CallerDep
+from gateway.api.deps import MAX_ROW_ID, CallerDep, RowId
 from gateway.errors import NotFound
 from gateway.store.timeutil import to_instant
 from gateway.sync import deliveries
@@ -78,7 +78,7 @@ async def list_deliveries(
     caller: CallerDep,
     status: Annotated[str | None, Query(pattern="^(pending|delivered|dead|withheld)$")] = None,
     destination: str | None = None,
-    after: Annotated[int, Query(ge=0, description="Deliveries with a larger id (paging)")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ROW_ID, description="Deliveries with a larger id (paging)")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> Response:
     """The delivery log in id order; ``status=dead`` lists the dead letters."""
@@ -89,7 +89,7 @@ async def list_deliveries(
 
 
 @router.get("/deliveries/{delivery_id}")
-async def read_delivery(delivery_id: int, request: Request, caller: CallerDep) -> Response:
+async def read_delivery(delivery_id: RowId, request: Request, caller: CallerDep) -> Response:
     """One delivery with every attempt (outcome, HTTP status, error, duration)."""
     found = await deliveries.get_delivery(request.app.state.engine, delivery_id)
     if found is None:
@@ -99,7 +99,7 @@ async def read_delivery(delivery_id: int, request: Request, caller: CallerDep) -
 
 
 @router.post("/deliveries/{delivery_id}/replay", status_code=202)
-async def replay_delivery(delivery_id: int, request: Request, caller: CallerDep) -> Response:
+async def replay_delivery(delivery_id: RowId, request: Request, caller: CallerDep) -> Response:
     """Send a dead letter again (202: it is back in its lane)."""
     found = await deliveries.get_delivery(request.app.state.engine, delivery_id)
     if found is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from gateway.auth import Caller, current_caller
 from gateway.store.repository import FhirRepository
@@ -24,6 +24,10 @@ def repository(request: Request) -> FhirRepository:
 async def _repository_dependency(request: Request) -> FhirRepository:
     return repository(request)
 
+
+#: Row ids (deliveries, HL7 messages) are 64-bit integers: anything larger is a 422, not a database error.
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 RepositoryDep = Annotated[FhirRepository, Depends(_repository_dependency)]
 CallerDep = Annotated[Caller, Depends(current_caller)]

@@ -11,7 +11,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from gateway.api.deps import CallerDep
+from gateway.api.deps import MAX_ROW_ID, CallerDep, RowId
 from gateway.errors import NotFound
 from gateway.hl7v2 import log
 from gateway.store.timeutil import to_instant
@@ -40,7 +40,7 @@ async def list_messages(
     caller: CallerDep,
     status: Annotated[str | None, Query(pattern="^(received|processed|failed)$")] = None,
     sending_facility: str | None = None,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> Response:
     """Cohort messages in the order received; ``status=failed`` lists the ones to look at."""
@@ -51,7 +51,7 @@ async def list_messages(
 
 
 @router.get("/messages/{message_id}")
-async def read_message(message_id: int, request: Request, caller: CallerDep) -> Response:
+async def read_message(message_id: RowId, request: Request, caller: CallerDep) -> Response:
     """One message with its raw content (segments on lines), while the retention period keeps it."""
     found = await log.get_message(request.app.state.engine, message_id)
     if found is None:
@@ -60,7 +60,7 @@ async def read_message(message_id: int, request: Request, caller: CallerDep) -> 
 
 
 @router.post("/messages/{message_id}/reprocess", status_code=202)
-async def reprocess_message(message_id: int, request: Request, caller: CallerDep) -> Response:
+async def reprocess_message(message_id: RowId, request: Request, caller: CallerDep) -> Response:
     """Queue a message again (after the mapping or the data was fixed); 404 if unknown, 409-free: idempotent."""
     if await log.get_message(request.app.state.engine, message_id) is None:
         raise NotFound(f"there is no HL7 message {message_id}")
