@@ -126,7 +126,7 @@ def test_changes_arrive_exactly_once_in_order_through_faults(tmp_path: Path) -> 
         "[[destination]]\n"
         'name = "fake-record"\nconnector = "fhir"\n'
         f'endpoint = "http://127.0.0.1:{dest_port}/fhir"\nrecipient = "nhs-provider"\n'
-        "lanes = 4\nbatch_size = 10\ntimeout_seconds = 2\nbackoff_base_seconds = 0.2\nbackoff_max_seconds = 2\n"
+        "lanes = 4\nbatch_size = 10\ntimeout_seconds = 6\nbackoff_base_seconds = 0.2\nbackoff_max_seconds = 2\n"
         "max_attempts = 100\n"
     )
     env = base_env(home) | {
@@ -154,7 +154,7 @@ def test_changes_arrive_exactly_once_in_order_through_faults(tmp_path: Path) -> 
                 worker_args = [KWG, "worker", "--concurrency", "2", "--loglevel", "WARNING"]
                 with process([KWG, "beat", "--loglevel", "WARNING"], env, tmp_path / "beat.log"):
                     with process(worker_args, env, tmp_path / "worker1.log") as worker:
-                        # Faults first: 500, 429, a timeout (longer than the connector's 2 s).
+                        # Faults first: 500, 429, and a timeout (the fake holds the answer longer than 6 s).
                         httpx.post(f"{destination}/_faults", json={"plan": ["500", "429:1", "timeout"]})
                         write_versions(api, range(20), range(1, 3))
                         # Slow the destination down and kill the worker mid-delivery.
