@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import TypeAdapter, ValidationError
@@ -108,3 +108,56 @@ def _print(outcome: ImportReport, report: Path | None) -> None:
 def _stop(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
+
+
+@import_app.command("ssda903")
+def ssda903(
+    header: Annotated[Path, typer.Argument(help="The Header file (CSV)", exists=True, dir_okay=False)],
+    episodes: Annotated[Path, typer.Argument(help="The Episodes file (CSV)", exists=True, dir_okay=False)],
+    la_number: Annotated[str, typer.Option("--la-number", help="The local authority's DfE number, e.g. 383")],
+) -> None:
+    """Looked-after children return (SSDA903): legal status and placements as context on known young people."""
+    from gateway.imports.context import import_ssda903
+
+    if not (len(la_number) == 3 and la_number.isdigit()):
+        _stop("--la-number must be the three-digit DfE local authority number (e.g. 383)")
+    texts = (header.read_text(encoding="utf-8-sig"), episodes.read_text(encoding="utf-8-sig"))
+    report = asyncio.run(_context(load_settings(), lambda repo: import_ssda903(repo, *texts, la_number)))
+    _context_summary(report, "episodes")
+
+
+@import_app.command("ctf")
+def ctf(
+    file: Annotated[Path, typer.Argument(help="A Common Transfer File (XML)", exists=True, dir_okay=False)],
+) -> None:
+    """Common Transfer File: school and SEN provision as education context on known young people (by UPN)."""
+    from datetime import UTC, datetime
+
+    from gateway.imports.context import import_ctf
+
+    data = file.read_bytes()
+    today = datetime.now(UTC).date()
+    report = asyncio.run(_context(load_settings(), lambda repo: import_ctf(repo, data, as_of=today)))
+    _context_summary(report, "pupils")
+
+
+async def _context(settings: Settings, work: Any) -> Any:
+    from gateway.store.db import create_engine
+    from gateway.store.repository import SqlFhirRepository
+    from gateway.validation import validate_resource
+
+    engine = create_engine(settings)
+    try:
+        return await work(SqlFhirRepository(engine, validator=validate_resource))
+    finally:
+        await engine.dispose()
+
+
+def _context_summary(report: Any, what: str) -> None:
+    for error in report.errors[:SHOWN_ERRORS]:
+        typer.echo(f"refused: {error}", err=True)
+    typer.echo(
+        f"{report.written} {what} written for {report.people_matched} known young people; "
+        f"{report.people_unknown} not known to the gateway (not kept); {len(report.errors)} problem(s)"
+    )
+    raise typer.Exit(1 if report.errors else 0)
