@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from gateway import __version__
+from gateway.access.policy import AccessPolicy
 from gateway.api import admin, fhir, health, hl7, metadata, operations, outcomes, v1
 from gateway.api.limits import BodyLimit
 from gateway.api.negotiation import FormatNegotiation
@@ -75,6 +76,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.audit = AuditTrail(lambda: app.state.repository)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    app.state.access = AccessPolicy(
+        agreements=_types(settings.sharing_agreements), break_glass_types=_types(settings.break_glass_types)
+    )
     outcomes.install(app)
     app.add_middleware(FormatNegotiation)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
@@ -87,6 +91,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(hl7.router)
     app.include_router(health.router)
     return app
+
+
+def _types(text: str) -> frozenset[str]:
+    return frozenset(t.strip().lower() for t in text.split(",") if t.strip())
 
 
 def create_app_from_env() -> FastAPI:

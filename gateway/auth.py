@@ -6,7 +6,7 @@ where tokens will be checked, so no route changes when it does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from starlette.requests import Request
 
@@ -20,6 +20,10 @@ class Caller:
     purpose: str  # e.g. DIRECT_CARE, ADMINISTRATION, AUDIT
     scopes: frozenset[str] = field(default_factory=frozenset)
     development: bool = False
+    #: nhs-provider, local-authority, school, childrens-home, youth-justice, icb (decides data sharing agreements)
+    organisation_type: str = "development"
+    #: Why the caller invoked break-glass (``X-Break-Glass``), when it did and its organisation type may.
+    break_glass: str | None = None
 
 
 DEVELOPMENT_CALLER = Caller(
@@ -34,6 +38,9 @@ DEVELOPMENT_CALLER = Caller(
 async def current_caller(request: Request) -> Caller:
     """The authenticated caller (development caller until authentication is configured), within its rate limit."""
     caller = DEVELOPMENT_CALLER
+    reason = request.headers.get("x-break-glass")
+    if reason:
+        caller = replace(caller, break_glass=reason.strip()[:500])
     limiter = getattr(request.app.state, "rate_limiter", None)
     if limiter is not None:
         limiter.check(caller.client_id)

@@ -98,6 +98,13 @@ class Settings(BaseSettings):
     hl7_mental_health_senders: str = Field(
         default="", description="Comma-separated MSH-4 sending ODS codes whose inpatients are all in mental-health beds"
     )
+    sharing_agreements: str = Field(
+        default="icb",
+        description="Comma-separated organisation types with a data sharing agreement covering every person",
+    )
+    break_glass_types: str = Field(
+        default="nhs-provider", description="Comma-separated organisation types that may read with a break-glass reason"
+    )
     rate_limit_per_minute: int = Field(
         default=60000, ge=0, description="Requests a minute each client may make (per worker process); 0: no limit"
     )

@@ -12,6 +12,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from gateway.api.access import check_read, visible
 from gateway.api.bundles import process_bundle
 from gateway.api.deps import CallerDep, repository
 from gateway.api.outcomes import FHIR_JSON, information
@@ -171,7 +172,9 @@ async def system_history(request: Request, caller: CallerDep) -> Response:
 async def search(res_type: str, request: Request, caller: CallerDep) -> Response:
     res_type = resource_type(res_type)
     repo = repository(request)
-    result = await repo.search(res_type, query_params(request), strict=not _lenient(request))
+    result = await visible(
+        request, caller, repo, await repo.search(res_type, query_params(request), strict=not _lenient(request))
+    )
     trail(request).interaction(caller, "search-type", tuple(result.matches), query=f"{res_type}?{request.url.query}")
     return render_search(result, res_type, base_url(request))
 
@@ -188,7 +191,7 @@ async def search_post(res_type: str, request: Request, caller: CallerDep) -> Res
         raise PayloadTooLarge("the search parameters are larger than the request limit")
     form = parse_qsl(raw.decode("utf-8", errors="strict"), keep_blank_values=True)
     params = query_params(request) + [(k, v) for k, v in form if k not in CONTROL_PARAMS]
-    result = await repo.search(res_type, params, strict=not _lenient(request))
+    result = await visible(request, caller, repo, await repo.search(res_type, params, strict=not _lenient(request)))
     query = f"{res_type}?" + "&".join(f"{k}={v}" for k, v in params)
     trail(request).interaction(caller, "search-type", tuple(result.matches), query=query)
     return render_search(result, res_type, base_url(request))
@@ -257,6 +260,7 @@ async def read(res_type: str, res_id: str, request: Request, caller: CallerDep) 
     res_type = resource_type(res_type)
     repo = repository(request)
     stored = await repo.read(res_type, res_id)
+    await check_read(request, caller, repo, stored)
     trail(request).interaction(caller, "read", (stored,))
     return read_response(stored)
 
@@ -296,6 +300,7 @@ async def vread(res_type: str, res_id: str, version_id: str, request: Request, c
     if not version_id.isdigit():
         raise InvalidRequest(f"version {version_id!r} is not a number")
     stored = await repo.vread(res_type, res_id, int(version_id))
+    await check_read(request, caller, repo, stored)
     trail(request).interaction(caller, "vread", (stored,))
     return read_response(stored)
 

@@ -13,7 +13,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from gateway.api.deps import CallerDep
+from gateway.api.access import check_person
+from gateway.api.deps import CallerDep, repository
 from gateway.api.v1.common import (
     IdempotencyKey,
     IfMatch,
@@ -27,7 +28,7 @@ from gateway.api.v1.common import (
 )
 from gateway.domain.service import kind_name, new_record_id
 from gateway.errors import InvalidRequest
-from mappings.keyworking.records import Record, RecordId
+from mappings.keyworking.records import Person, Record, RecordId
 
 
 def same_id(body_id: str | None, path_id: str) -> None:
@@ -59,6 +60,9 @@ def record_routes(
     async def read(record_id: RecordId, request: Request, caller: CallerDep) -> Response:
         service = records(request)
         record = await service.get(kind, record_id)
+        person = record_id if kind is Person else getattr(record, "person_id", None)
+        if person is not None:
+            await check_person(request, caller, repository(request), str(person))
         audit(request, caller, "read", [record])
         return answer(record, version=await service.version_of(kind, record_id))
 
@@ -83,6 +87,7 @@ def record_routes(
     async def for_person(
         request: Request, caller: CallerDep, person_id: Annotated[RecordId, Query(description="The young person's id")]
     ) -> Response:
+        await check_person(request, caller, repository(request), person_id)
         found = await records(request).for_person(kind, person_id)
         audit(request, caller, "search-type", found, query=f"{collection}?person_id={person_id}", person_id=person_id)
         return list_answer(found)

@@ -1,0 +1,1 @@
+"""Who may see whose data: legitimate relationships, data sharing agreements and break-glass (``policy``)."""
