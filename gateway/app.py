@@ -12,6 +12,8 @@ from gateway import __version__
 from gateway.access.policy import AccessPolicy
 from gateway.api import admin, fhir, health, hl7, metadata, operations, outcomes, v1
 from gateway.api.limits import BodyLimit
+from gateway.api.metrics import Metrics, RequestTimer
+from gateway.api.metrics import router as metrics_router
 from gateway.api.negotiation import FormatNegotiation
 from gateway.api.security_headers import SecurityHeaders
 from gateway.audit.trail import AuditTrail
@@ -81,8 +83,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     outcomes.install(app)
     app.add_middleware(FormatNegotiation)
+    app.state.metrics = Metrics()
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestTimer, metrics=app.state.metrics)
     app.include_router(metadata.router)
     app.include_router(operations.router)  # before fhir.router: /{type}/$validate is not an id
     app.include_router(fhir.router)
@@ -90,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(hl7.router)
     app.include_router(health.router)
+    app.include_router(metrics_router)
     return app
 
 
