@@ -34,6 +34,7 @@ def _check_secrets(destinations: tuple[Destination, ...]) -> None:
     for destination in destinations:
         try:
             destination.bearer_token()
+            destination.api_key()
         except DestinationConfigError as exc:
             problems += exc.problems
     from connectors.registry import PUSH_CONNECTORS
@@ -94,10 +95,7 @@ def _warn_unreachable(destinations: tuple[Destination, ...]) -> None:
 
     async def run() -> None:
         for d in destinations:
-            config: dict[str, object] = {"endpoint": str(d.endpoint), "timeout_seconds": min(d.timeout_seconds, 5)}
-            token = d.bearer_token()
-            if token is not None:
-                config["bearer_token"] = token
+            config = d.connector_settings() | {"timeout_seconds": min(d.timeout_seconds, 5)}
             connector = build_push_connector(d.connector, config)
             try:
                 await connector.check()
@@ -299,10 +297,7 @@ def check_destinations() -> None:
     async def run() -> None:
         nonlocal failures
         for d in destinations:
-            config: dict[str, object] = {"endpoint": str(d.endpoint), "timeout_seconds": min(d.timeout_seconds, 10)}
-            token = d.bearer_token()
-            if token is not None:
-                config["bearer_token"] = token
+            config = d.connector_settings() | {"timeout_seconds": min(d.timeout_seconds, 10)}
             connector = build_push_connector(d.connector, config)
             try:
                 await connector.check()

@@ -22,7 +22,7 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, StringConstraints, ValidationError
 
@@ -52,6 +52,11 @@ class Destination(BaseModel):
         default=None, description="Narrow the sharing profile's types further (never widen them)"
     )
     bearer_token_env: str | None = Field(default=None, description="Environment variable holding a bearer token")
+    api_key_env: str | None = Field(default=None, description="Environment variable holding an API key")
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The connector's own settings (e.g. a local authority's field mapping and ODS code, a folder)",
+    )
     lanes: int = Field(default=8, ge=1, le=256)
     batch_size: int = Field(default=50, ge=1, le=1000)
     max_attempts: int = Field(default=12, ge=1, le=100)
@@ -74,6 +79,30 @@ class Destination(BaseModel):
                 [f"destination {self.name}: bearer_token_env: {self.bearer_token_env} is not set in the environment"]
             )
         return SecretStr(value)
+
+    def api_key(self) -> SecretStr | None:
+        if self.api_key_env is None:
+            return None
+        value = os.environ.get(self.api_key_env)
+        if not value:
+            raise DestinationConfigError(
+                [f"destination {self.name}: api_key_env: {self.api_key_env} is not set in the environment"]
+            )
+        return SecretStr(value)
+
+    def connector_settings(self) -> dict[str, Any]:
+        """What the connector's builder gets: its own options, the endpoint and timeout, and the secrets."""
+        settings: dict[str, Any] = {
+            **self.options,
+            "endpoint": str(self.endpoint),
+            "timeout_seconds": self.timeout_seconds,
+        }
+        token, key = self.bearer_token(), self.api_key()
+        if token is not None:
+            settings["bearer_token"] = token
+        if key is not None:
+            settings["api_key"] = key
+        return settings
 
 
 class DestinationsFile(BaseModel):

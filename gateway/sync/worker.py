@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.base import PushConnector
 from connectors.fhir.connector import FhirConnector
+from connectors.local_authority.connector import LocalAuthorityConnector
 from connectors.registry import build_push_connector
 from gateway.hl7v2.alerts import AlertSettings
 from gateway.register.apply import RegisterRules
@@ -37,6 +38,7 @@ from gateway.sync import deliveries
 from gateway.sync.deliver import DrainReport, drain_lane
 from gateway.sync.destinations import Destination, load_destinations
 from gateway.sync.pull import PullReport, pull
+from gateway.sync.readback import read_back_recommendations
 from gateway.validation import validate_resource
 
 log = logging.getLogger(__name__)
@@ -86,7 +88,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
             **{
                 f"pull-{d.name}": {"task": PULL, "schedule": d.pull_every_seconds, "args": [d.name]}
                 for d in load_destinations(settings.destinations_file)
-                if d.pull_types and d.pull_every_seconds
+                if d.pull_every_seconds
             },
         },
     )
@@ -179,14 +181,9 @@ class Runtime:
 
     def connector(self, destination: Destination) -> PushConnector:
         if destination.name not in self._connectors:
-            secret = destination.bearer_token()
-            config: dict[str, Any] = {
-                "endpoint": str(destination.endpoint),
-                "timeout_seconds": destination.timeout_seconds,
-            }
-            if secret is not None:
-                config["bearer_token"] = secret
-            self._connectors[destination.name] = build_push_connector(destination.connector, config)
+            self._connectors[destination.name] = build_push_connector(
+                destination.connector, destination.connector_settings()
+            )
         return self._connectors[destination.name]
 
     def deliver(self, name: str, lane: int) -> DrainReport | None:
@@ -210,13 +207,16 @@ class Runtime:
 
     def pull(self, name: str) -> PullReport | None:
         destination = self.destinations.get(name)
-        if destination is None or not destination.pull_types:
+        if destination is None:
             return None
         connector = self.connector(destination)
+        repo = SqlFhirRepository(self.engine, validator=validate_resource)
+        if isinstance(connector, LocalAuthorityConnector):
+            updated = self.run(read_back_recommendations(repo, connector))
+            return PullReport(resources=updated)
         if not isinstance(connector, FhirConnector):
             log.error("destination %s: connector %s cannot pull", name, destination.connector)
             return None
-        repo = SqlFhirRepository(self.engine)
         return self.run(pull(self.engine, repo, name, connector, destination.pull_types))
 
     def process_hl7(self) -> int:
