@@ -11,51 +11,24 @@ for a reprocess after a fix; the next message goes on.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
-from gateway.domain.gather import search
+from gateway.domain.gather import read_optional, search
 from gateway.domain.service import KeyworkingRecords
 from gateway.hl7v2.alerts import AlertSettings, HospitalEvent, decide
 from gateway.hl7v2.decoding import decode_message
 from gateway.hl7v2.log import StoredMessage
 from gateway.register.apply import RegisterRules
 from gateway.store.repository import FhirRepository
-from mappings.hl7v2.tokenizer import HL7ParseError, Message, parse, peek
+from mappings.hl7v2.times import hl7_time
+from mappings.hl7v2.tokenizer import Message, parse, peek
+from mappings.hl7v2.visit import MESSAGE_SYSTEM, Visit, encounter_for, encounter_id, provenance_for, read_visit
 from mappings.identifiers import NHS_NUMBER_SYSTEM
 from mappings.keyworking import lifecycle, urls
 from mappings.keyworking.records import PersonRef, RatingChange, RegisterEntry
 from mappings.keyworking.terminology import EpisodeType
-
-LONDON = ZoneInfo("Europe/London")
-
-
-def hl7_time(text: str, location: str) -> datetime | None:
-    """An HL7 DTM (YYYYMMDD[HH[MM[SS[.S...]]]][+/-ZZZZ]); without an offset it is London time (BST or GMT)."""
-    if not text:
-        return None
-    body, offset = text, None
-    for sign in ("+", "-"):
-        if sign in text[8:]:
-            cut = text.index(sign, 8)
-            body, offset = text[:cut], text[cut:]
-    digits = body.split(".")[0]
-    if len(digits) < 8 or not digits.isdigit():
-        raise HL7ParseError("is not an HL7 date/time", location)
-    parts = [int(digits[0:4]), int(digits[4:6]), int(digits[6:8])]
-    parts += [int(digits[i : i + 2]) if len(digits) > i else 0 for i in (8, 10, 12)]
-    try:
-        naive = datetime(parts[0], parts[1], parts[2], parts[3], parts[4], parts[5])
-    except ValueError as exc:
-        raise HL7ParseError(f"is not a valid date/time ({exc})", location) from None
-    if offset is None:
-        return naive.replace(tzinfo=LONDON).astimezone(UTC)
-    if len(offset) != 5 or not offset[1:].isdigit():
-        raise HL7ParseError("has a malformed time-zone offset", location)
-    minutes = int(offset[1:3]) * 60 + int(offset[3:5])
-    delta = timedelta(minutes=minutes if offset[0] == "+" else -minutes)
-    return (naive - delta).replace(tzinfo=UTC)
 
 
 def hospital_event(message: Message) -> HospitalEvent:
@@ -92,11 +65,30 @@ class Hl7Processor:
     async def __call__(self, message: StoredMessage) -> None:
         text = decode_message(message.raw)
         nhs_number = peek(text).nhs_number
-        if nhs_number is None or not self.settings.configured:
+        if nhs_number is None:
             return
-        event = hospital_event(parse(text))
+        parsed = parse(text)
+        event = hospital_event(parsed)
+        visit = read_visit(parsed)
         for patient in await search(self.repo, "Patient", [("identifier", f"{NHS_NUMBER_SYSTEM}|{nhs_number}")]):
-            await self._alert(str(patient["id"]), event)
+            person_id = str(patient["id"])
+            await self._record_visit(person_id, visit)
+            if self.settings.configured:
+                await self._alert(person_id, event)
+
+    async def _record_visit(self, person_id: str, visit: Visit) -> None:
+        """The hospital visit as an Encounter, with a Provenance naming the sender, in one transaction."""
+        current = await read_optional(self.repo, "Encounter", encounter_id(visit))
+        encounter = encounter_for(visit, current, patient_id=person_id)
+        if encounter is None:
+            return
+        key = f"{visit.sending_facility}|{visit.control_id}|{person_id}"
+        provenance_id = "hl7-" + str(uuid.uuid5(uuid.NAMESPACE_URL, MESSAGE_SYSTEM + key))
+        async with self.repo.transaction() as tx:
+            written = await tx.update("Encounter", str(encounter["id"]), encounter)
+            assert written.resource is not None
+            targets = [f"Encounter/{encounter['id']}/_history/{written.resource.version_id}"]
+            await tx.update("Provenance", provenance_id, provenance_for(visit, targets, provenance_id=provenance_id))
 
     async def _alert(self, person_id: str, event: HospitalEvent) -> None:
         register = f"{urls.CS_EPISODE_TYPE}|{EpisodeType.DSR.value}"

@@ -15,9 +15,10 @@ import pytest
 
 from gateway.hl7v2.alerts import AlertSettings, HospitalEvent, decide
 from gateway.hl7v2.log import StoredMessage
-from gateway.hl7v2.processing import Hl7Processor, hl7_time, hospital_event
+from gateway.hl7v2.processing import Hl7Processor, hospital_event
 from gateway.register.apply import RegisterRules
 from gateway.store.repository import SqlFhirRepository
+from mappings.hl7v2.times import hl7_time
 from mappings.hl7v2.tokenizer import HL7ParseError, parse
 from mappings.keyworking.terminology import DsrRating
 from tests.api.test_domain_api import API, record
