@@ -15,6 +15,8 @@ from gateway.store.indexing import patient_id_of
 from gateway.store.records import StoredResource
 from gateway.store.repository import FhirRepository
 from gateway.store.search import SearchResult
+from gateway.sync import sharing
+from gateway.sync.sharing import Recipient
 
 
 def person_of(stored: StoredResource) -> str | None:
@@ -30,13 +32,51 @@ def policy(request: Request) -> AccessPolicy:
     return found
 
 
-async def check_read(request: Request, caller: Caller, repo: FhirRepository, stored: StoredResource) -> None:
-    """Refuse (403, audited) a read of a person's data without a legitimate relationship; flag break-glass."""
+#: Organisation types → the sharing profile (gateway.sync.sharing) their reads are reduced to. An ICB, like an
+#: NHS provider, reads the full record; a type not listed reads nothing about people.
+RECIPIENTS: dict[str, Recipient] = {
+    "nhs-provider": Recipient.NHS_PROVIDER,
+    "icb": Recipient.NHS_PROVIDER,
+    "local-authority": Recipient.LOCAL_AUTHORITY,
+    "school": Recipient.SCHOOL,
+    "childrens-home": Recipient.CHILDRENS_HOME,
+    "youth-justice": Recipient.YOUTH_JUSTICE,
+}
+
+
+def minimised(caller: Caller, stored: StoredResource) -> StoredResource | None:
+    """The resource as this caller's organisation type may see it (least data), or None when it may not at all."""
+    if caller.development or stored.content is None:
+        return stored
+    recipient = RECIPIENTS.get(caller.organisation_type)
+    if recipient is None:
+        return None
+    resource = orjson.loads(stored.content)
+    reduced = sharing.reduce(recipient, resource)
+    if reduced is None:
+        return None
+    return stored if reduced is resource else replace(stored, content=orjson.dumps(reduced))
+
+
+async def check_read(request: Request, caller: Caller, repo: FhirRepository, stored: StoredResource) -> StoredResource:
+    """Refuse (403, audited) a read of a person's data without a legitimate relationship, or of a resource the
+    caller's sharing profile does not include; flag break-glass. Returns the resource reduced to that profile."""
     if caller.development:
-        return
+        return stored
     person = person_of(stored)
     if person is None:
-        return
+        return stored
+    shown = minimised(caller, stored)
+    if shown is None:
+        request.app.state.audit.interaction(
+            caller,
+            "read",
+            references=(stored.reference,),
+            patients=(person,),
+            outcome="4",
+            description="refused: not in the sharing profile",
+        )
+        raise Forbidden(f"a {caller.organisation_type} organisation does not receive {stored.res_type} resources")
     decision = await policy(request).decide(repo, caller, person)
     trail = request.app.state.audit
     if not decision.allowed:
@@ -60,6 +100,7 @@ async def check_read(request: Request, caller: Caller, repo: FhirRepository, sto
             patients=(person,),
             description=f"break-glass: {caller.break_glass}",
         )
+    return shown
 
 
 async def visible(request: Request, caller: Caller, repo: FhirRepository, result: SearchResult) -> SearchResult:
@@ -76,10 +117,13 @@ async def visible(request: Request, caller: Caller, repo: FhirRepository, result
             allowed[person] = (await policy(request).decide(repo, caller, person)).allowed
         return allowed[person]
 
-    matches = [m for m in result.matches if await ok(m)]
-    includes = [i for i in result.includes if await ok(i)]
+    def shown(items: list[StoredResource]) -> list[StoredResource]:
+        return [m for m in (minimised(caller, i) for i in items) if m is not None]
+
+    matches = shown([m for m in result.matches if await ok(m)])
+    includes = shown([i for i in result.includes if await ok(i)])
     if len(matches) == len(result.matches) and len(includes) == len(result.includes):
-        return result
+        return replace(result, matches=matches, includes=includes)
     return replace(result, matches=matches, includes=includes, total=None)
 
 

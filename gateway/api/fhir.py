@@ -259,8 +259,7 @@ async def type_history(res_type: str, request: Request, caller: CallerDep) -> Re
 async def read(res_type: str, res_id: str, request: Request, caller: CallerDep) -> Response:
     res_type = resource_type(res_type)
     repo = repository(request)
-    stored = await repo.read(res_type, res_id)
-    await check_read(request, caller, repo, stored)
+    stored = await check_read(request, caller, repo, await repo.read(res_type, res_id))
     trail(request).interaction(caller, "read", (stored,))
     return read_response(stored)
 
@@ -299,8 +298,7 @@ async def vread(res_type: str, res_id: str, version_id: str, request: Request, c
     repo = repository(request)
     if not version_id.isdigit():
         raise InvalidRequest(f"version {version_id!r} is not a number")
-    stored = await repo.vread(res_type, res_id, int(version_id))
-    await check_read(request, caller, repo, stored)
+    stored = await check_read(request, caller, repo, await repo.vread(res_type, res_id, int(version_id)))
     trail(request).interaction(caller, "vread", (stored,))
     return read_response(stored)
 

@@ -125,3 +125,27 @@ async def test_the_domain_api_applies_the_same_rule(client: httpx.AsyncClient) -
     assert (await client.get(f"{API}/care-teams", params={"person_id": "yp-amira-khan"})).status_code == 200
     assert (await client.get(f"{API}/people/yp-bo")).status_code == 403
     assert (await client.get(f"{API}/cases", params={"person_id": "yp-bo"})).status_code == 403
+
+
+async def test_each_organisation_type_reads_only_its_sharing_profile(client: httpx.AsyncClient) -> None:
+    await seed(client)
+    school_member = {
+        "role": "senco-or-teacher",
+        "member": {"name": "Ms Dale"},
+        "agency": {"ods_code": "190001"},
+        "start": "2025-09-01",
+    }
+    assert (await client.post(f"{API}/care-teams/team-amira/members", json=school_member)).status_code == 200
+    conditions = (await client.get("/fhir/Condition", params={"subject": "Patient/yp-amira-khan"})).json()["entry"]
+    condition_id = conditions[0]["resource"]["id"]
+    act_as(client, SCHOOL)
+    patient = (await client.get("/fhir/Patient/yp-amira-khan")).json()
+    assert set(patient) <= {"resourceType", "id", "meta", "identifier", "name", "birthDate"}
+    assert (await client.get(f"/fhir/Condition/{condition_id}")).status_code == 403  # no clinical detail
+    found = (await client.get("/fhir/Condition", params={"subject": "Patient/yp-amira-khan"})).json()
+    assert found.get("entry", []) == []
+    act_as(client, COUNCIL)
+    assert (await client.get(f"/fhir/Condition/{condition_id}")).status_code == 403
+    act_as(client, TRUST)
+    assert (await client.get(f"/fhir/Condition/{condition_id}")).status_code == 200
+    assert "address" in (await client.get("/fhir/Patient/yp-amira-khan")).json()
