@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from gateway import __version__
 from gateway.access.policy import AccessPolicy
-from gateway.api import admin, fhir, health, hl7, metadata, operations, outcomes, v1
+from gateway.api import admin, everything, fhir, health, hl7, metadata, operations, outcomes, v1
 from gateway.api.limits import BodyLimit
 from gateway.api.metrics import Metrics, RequestTimer
 from gateway.api.metrics import router as metrics_router
@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestTimer, metrics=app.state.metrics)
     app.include_router(metadata.router)
     app.include_router(operations.router)  # before fhir.router: /{type}/$validate is not an id
+    app.include_router(everything.router)
     app.include_router(fhir.router)
     app.include_router(v1.router)
     app.include_router(admin.router)

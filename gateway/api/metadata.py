@@ -50,7 +50,17 @@ def capability_statement(base: str, date: str) -> dict[str, object]:
                 "conditionalUpdate": True,
                 "conditionalDelete": "multiple",
                 "operation": [
-                    {"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}
+                    {"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"},
+                    *(
+                        [
+                            {
+                                "name": "everything",
+                                "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+                            }
+                        ]
+                        if res_type == "Patient"
+                        else []
+                    ),
                 ],
                 "searchInclude": [f"{res_type}:{p.name}" for p in reference_parameters(res_type)],
                 "searchRevInclude": rev_includes(res_type),
