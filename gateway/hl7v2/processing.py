@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from gateway.domain.gather import read_optional, search
 from gateway.domain.service import KeyworkingRecords
+from gateway.errors import NotFound
 from gateway.hl7v2.alerts import AlertSettings, HospitalEvent, decide
 from gateway.hl7v2.decoding import decode_message
 from gateway.hl7v2.log import StoredMessage
@@ -24,10 +25,19 @@ from gateway.register.apply import RegisterRules
 from gateway.store.repository import FhirRepository
 from mappings.hl7v2.times import hl7_time
 from mappings.hl7v2.tokenizer import Message, parse, peek
-from mappings.hl7v2.visit import MESSAGE_SYSTEM, Visit, encounter_for, encounter_id, provenance_for, read_visit
+from mappings.hl7v2.visit import (
+    MESSAGE_SYSTEM,
+    PersonFacts,
+    Visit,
+    encounter_for,
+    encounter_id,
+    provenance_for,
+    read_person_facts,
+    read_visit,
+)
 from mappings.identifiers import NHS_NUMBER_SYSTEM
 from mappings.keyworking import lifecycle, urls
-from mappings.keyworking.records import PersonRef, RatingChange, RegisterEntry
+from mappings.keyworking.records import NhsNumberVerification, Person, PersonRef, RatingChange, RegisterEntry
 from mappings.keyworking.terminology import EpisodeType
 
 
@@ -54,6 +64,10 @@ def hospital_event(message: Message) -> HospitalEvent:
     )
 
 
+class MergeNeedsReview(Exception):
+    """A merge the gateway will not make by itself; recorded on the message for a person to review."""
+
+
 class Hl7Processor:
     """Turns stored cohort messages into register alerts (and, with the ADT mapping, Patient/Encounter changes)."""
 
@@ -70,11 +84,46 @@ class Hl7Processor:
         parsed = parse(text)
         event = hospital_event(parsed)
         visit = read_visit(parsed)
+        facts = read_person_facts(parsed)
         for patient in await search(self.repo, "Patient", [("identifier", f"{NHS_NUMBER_SYSTEM}|{nhs_number}")]):
             person_id = str(patient["id"])
+            if visit.trigger == "A40":
+                await self._check_merge(person_id, facts)
+            await self._update_person(person_id, facts)
             await self._record_visit(person_id, visit)
             if self.settings.configured:
                 await self._alert(person_id, event)
+
+    async def _check_merge(self, person_id: str, facts: PersonFacts) -> None:
+        """A merge of two people the gateway holds is never done automatically (a wrong-person hazard): the message
+        fails with the reason, for someone to review in the message log and merge by hand."""
+        for prior in facts.prior_nhs_numbers:
+            for other in await search(self.repo, "Patient", [("identifier", f"{NHS_NUMBER_SYSTEM}|{prior}")]):
+                if str(other["id"]) != person_id:
+                    raise MergeNeedsReview(
+                        f"A40 merges Patient/{other['id']} into Patient/{person_id}: both are held by the gateway; "
+                        "review and merge by hand"
+                    )
+
+    async def _update_person(self, person_id: str, facts: PersonFacts) -> None:
+        """The hospital's NHS number verification status and GP practice onto the person's record (only those)."""
+        if facts.nhs_number_verification is None and facts.gp_practice is None:
+            return
+        service = KeyworkingRecords(self.repo)
+        try:
+            person = await service.get(Person, person_id)
+        except NotFound:
+            return
+        update: dict[str, object] = {}
+        if (
+            facts.nhs_number_verification is not None
+            and person.nhs_number_verification != facts.nhs_number_verification
+        ):
+            update["nhs_number_verification"] = NhsNumberVerification(facts.nhs_number_verification)
+        if facts.gp_practice is not None and person.gp_practice != facts.gp_practice:
+            update["gp_practice"] = facts.gp_practice
+        if update:
+            await service.put(person.model_copy(update=update))
 
     async def _record_visit(self, person_id: str, visit: Visit) -> None:
         """The hospital visit as an Encounter, with a Provenance naming the sender, in one transaction."""

@@ -76,6 +76,38 @@ class Location:
 
 
 @dataclass(frozen=True, slots=True)
+class PersonFacts:
+    """What an ADT message says about the person that the gateway keeps: NHS number verification and GP practice."""
+
+    nhs_number_verification: str | None  # 01-08 (PID-32 NSTS01-08)
+    gp_practice: str | None  # ODS code (PD1-3)
+    prior_nhs_numbers: tuple[str, ...]  # MRG-1 (A40 merge)
+
+
+def read_person_facts(message: Message) -> PersonFacts:
+    pid, pd1, mrg = message.segment("PID"), message.segment("PD1"), message.segment("MRG")
+    verification = None
+    if pid is not None:
+        status = pid.value(32).upper()
+        if status.startswith("NSTS") and status[4:].isdigit() and 1 <= int(status[4:]) <= 8:
+            verification = status[4:].zfill(2)
+    gp = None
+    if pd1 is not None and pd1.raw(3):
+        # XON: the organisation identifier is component 3 (v2.4) or 10 (v2.5+); ODS codes are 3-10 letters/digits.
+        for component in (3, 10):
+            value = pd1.component(3, component).strip().upper()
+            if value and value.isalnum() and 3 <= len(value) <= 10:
+                gp = value
+                break
+    prior: list[str] = []
+    if mrg is not None:
+        for n in range(1, len(mrg.repetitions(1)) + 1):
+            if mrg.component(1, 4, n).upper() == "NHS":
+                prior.append(mrg.component(1, 1, n).replace(" ", ""))
+    return PersonFacts(verification, gp, tuple(prior))
+
+
+@dataclass(frozen=True, slots=True)
 class Visit:
     trigger: str
     control_id: str

@@ -109,3 +109,45 @@ async def test_the_processor_stores_the_visit_and_who_said_so(
     assert encounter["period"]["start"].startswith("2026-07-10T13:30")
     provenances = (await client.get("/fhir/Provenance", params={"target": f"Encounter/{eid}"})).json()
     assert len(provenances.get("entry", [])) == 2
+
+
+UK = Path(__file__).parent.parent / "fixtures" / "hl7v2" / "uk-synthetic-adt-a01.hl7"
+
+
+async def test_the_uk_message_updates_verification_and_gp_and_records_the_visit(
+    client: httpx.AsyncClient, repo: SqlFhirRepository
+) -> None:
+    person = {**record("person"), "id": "yp-alex", "nhs_number": "944 930 6753", "upn": None, "la_child_id": None}
+    person = {k: v for k, v in person.items() if v is not None and k not in ("nhs_number_verification", "gp_practice")}
+    assert (await client.put(f"{API}/people/yp-alex", json=person)).status_code == 201
+    processor = Hl7Processor(repo, RegisterRules(), AlertSettings())
+    await processor(StoredMessage(1, "RX1", "RX1-000012345", "ADT^A01", "9449306753", UK.read_bytes()))
+    updated = (await client.get(f"{API}/people/yp-alex")).json()
+    assert updated["nhs_number_verification"] == "01" and updated["gp_practice"] == "B86001"
+    encounters = (await client.get("/fhir/Encounter", params={"subject": "Patient/yp-alex"})).json()["entry"]
+    [encounter] = [e["resource"] for e in encounters]
+    assert encounter["class"]["code"] == "IMP" and encounter["status"] == "in-progress"
+    assert encounter["identifier"][0]["value"] == "RX1V000123"
+    assert "RX1W07" in encounter["location"][0]["location"]["display"]
+    assert encounter["period"]["start"] == "2024-03-15T14:20:00+00:00"  # March: GMT
+
+
+async def test_a_merge_of_two_held_people_waits_for_review(client: httpx.AsyncClient, repo: SqlFhirRepository) -> None:
+    from gateway.hl7v2.processing import MergeNeedsReview
+
+    for pid, nhs in (("yp-a", "944 930 6753"), ("yp-b", "999 001 1133")):
+        body = {**record("person"), "id": pid, "nhs_number": nhs, "upn": None, "la_child_id": None}
+        assert (
+            await client.put(f"{API}/people/{pid}", json={k: v for k, v in body.items() if v is not None})
+        ).status_code == 201
+    merge = "\r".join(
+        [
+            "MSH|^~\\&|PAS|RX1|KWG|KWG|20260301100000||ADT^A40^ADT_A39|M1|P|2.4",
+            "EVN|A40|20260301100000",
+            "PID|1||9449306753^^^NHS^NH||TEST^ALEX",
+            "MRG|9990011133^^^NHS^NH",
+        ]
+    ).encode()
+    processor = Hl7Processor(repo, RegisterRules(), AlertSettings())
+    with pytest.raises(MergeNeedsReview, match="review and merge by hand"):
+        await processor(StoredMessage(1, "RX1", "M1", "ADT^A40", "9449306753", merge))
