@@ -157,6 +157,12 @@ def test_changes_arrive_exactly_once_in_order_through_faults(tmp_path: Path) -> 
                         # Faults first: 500, 429, and a timeout (the fake holds the answer longer than 6 s).
                         httpx.post(f"{destination}/_faults", json={"plan": ["500", "429:1", "timeout"]})
                         write_versions(api, range(20), range(1, 3))
+
+                        def faults_met() -> bool:
+                            statuses = asyncio.run(attempt_outcomes(db)).get("retry", set())
+                            return {500, 429} <= statuses
+
+                        wait_for(faults_met, 90, "the 500 and the 429 to be met and recorded")
                         # Slow the destination down and kill the worker mid-delivery.
                         httpx.post(f"{destination}/_faults", json={"delay": 0.3})
                         write_versions(api, range(20), range(3, 4))
