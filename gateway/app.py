@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,12 +22,16 @@ from gateway.logs import configure_logging
 from gateway.ratelimit import RateLimiter
 from gateway.register.apply import RegisterRules
 from gateway.register.config import DEFAULT_RULES, load_rules
+from gateway.security import routes as security_routes
+from gateway.security.keys import load_signing_key
 from gateway.settings import Settings, load_settings
 from gateway.store.db import create_engine
 from gateway.store.repository import SqlFhirRepository
 from gateway.store.timeutil import now_us, to_instant
 from gateway.sync.destinations import load_destinations
 from gateway.validation import validate_resource
+
+log = logging.getLogger(__name__)
 
 
 def settle_memory() -> None:
@@ -66,6 +71,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": settings.telemetry, "metrics": settings.telemetry, "logs": settings.telemetry},
     )
     app.state.settings = settings
+    if settings.auth_on:
+        app.state.signing_key = load_signing_key(settings)  # production refuses to start without its key
+    else:
+        log.warning("KWG_AUTH=off: authentication is OFF; every request is the development caller (development only)")
     app.state.started_at = to_instant(now_us())
     app.state.engine = engine
     app.state.destinations = load_destinations(settings.destinations_file)
@@ -96,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(hl7.router)
     app.include_router(health.router)
     app.include_router(metrics_router)
+    app.include_router(security_routes.router)
     return app
 
 

@@ -37,7 +37,12 @@ DEVELOPMENT_CALLER = Caller(
 
 async def current_caller(request: Request) -> Caller:
     """The authenticated caller (development caller until authentication is configured), within its rate limit."""
-    caller = DEVELOPMENT_CALLER
+    if request.app.state.settings.auth_on:
+        from gateway.security.dependency import authenticated_caller
+
+        caller = authenticated_caller(request)
+    else:
+        caller = DEVELOPMENT_CALLER
     reason = request.headers.get("x-break-glass")
     if reason:
         caller = replace(caller, break_glass=reason.strip()[:500])

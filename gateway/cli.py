@@ -19,6 +19,16 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 
+def _register_security_commands() -> None:
+    from gateway.security.cli import clients_app, token
+
+    app.add_typer(clients_app, name="clients")
+    app.command()(token)
+
+
+_register_security_commands()
+
+
 def _register_import_commands() -> None:
     from gateway.imports.cli import import_app
 

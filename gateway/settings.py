@@ -98,6 +98,16 @@ class Settings(BaseSettings):
     hl7_mental_health_senders: str = Field(
         default="", description="Comma-separated MSH-4 sending ODS codes whose inpatients are all in mental-health beds"
     )
+    auth: str | None = Field(
+        default=None,
+        pattern=r"^(on|off)$",
+        description="on: every request needs a bearer token; off (development only): everyone is the development "
+        "caller; unset: on in production, off in development (until the development flow issues tokens itself)",
+    )
+    token_signing_key: Path | None = Field(
+        default=None, description="PEM RSA private key that signs access tokens (development: made under KWG_HOME)"
+    )
+    token_lifetime_seconds: int = Field(default=300, ge=30, le=3600, description="How long an access token lasts")
     sharing_agreements: str = Field(
         default="icb",
         description="Comma-separated organisation types with a data sharing agreement covering every person",
@@ -133,6 +143,8 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.default_page_size > self.max_page_size:
             raise ValueError("default_page_size must not exceed max_page_size")
+        if self.auth_on is False and self.env is Environment.PRODUCTION:
+            raise ValueError("KWG_AUTH=off is refused in production (KWG_ENV=production)")
         if (self.mllp_tls_cert is None) != (self.mllp_tls_key is None):
             raise ValueError("mllp_tls_cert and mllp_tls_key must be set together")
         return self
@@ -142,6 +154,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.home / 'gateway.db'}"
+
+    @property
+    def auth_on(self) -> bool:
+        if self.auth is None:
+            return self.env is Environment.PRODUCTION
+        return self.auth == "on"
 
     @property
     def resolved_broker_url(self) -> str:

@@ -85,6 +85,20 @@ class AuditTrail:
         )
         self.record(entry, resources[:MAX_ENTITIES])
 
+    def record_token_failure(self, error: str, description: str) -> None:
+        """A refused token request (no client is known for sure: the agent is the token endpoint's caller)."""
+        self.record(
+            AuditEntry(
+                at=to_instant(now_us()),
+                client_id="unauthenticated",
+                organisation="UNKNOWN",
+                purpose="AUDIT",
+                interaction="operation",
+                outcome="4",
+                description=f"token refused: {error}: {description}",
+            )
+        )
+
     # -- the writer -------------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
