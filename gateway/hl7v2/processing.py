@@ -38,6 +38,7 @@ from mappings.hl7v2.visit import (
 from mappings.identifiers import NHS_NUMBER_SYSTEM
 from mappings.keyworking import lifecycle, urls
 from mappings.keyworking.records import NhsNumberVerification, Person, PersonRef, RatingChange, RegisterEntry
+from mappings.keyworking.register import flag_id, rating_id
 from mappings.keyworking.terminology import EpisodeType
 
 
@@ -92,7 +93,7 @@ class Hl7Processor:
             await self._update_person(person_id, facts)
             await self._record_visit(person_id, visit)
             if self.settings.configured:
-                await self._alert(person_id, event)
+                await self._alert(person_id, event, visit)
 
     async def _check_merge(self, person_id: str, facts: PersonFacts) -> None:
         """A merge of two people the gateway holds is never done automatically (a wrong-person hazard): the message
@@ -139,7 +140,7 @@ class Hl7Processor:
             targets = [f"Encounter/{encounter['id']}/_history/{written.resource.version_id}"]
             await tx.update("Provenance", provenance_id, provenance_for(visit, targets, provenance_id=provenance_id))
 
-    async def _alert(self, person_id: str, event: HospitalEvent) -> None:
+    async def _alert(self, person_id: str, event: HospitalEvent, visit: Visit) -> None:
         register = f"{urls.CS_EPISODE_TYPE}|{EpisodeType.DSR.value}"
         entries = await search(
             self.repo,
@@ -161,7 +162,15 @@ class Hl7Processor:
                 at=at,
                 next_review=(at + timedelta(days=decision.next_review_days)).date(),
             )
-            await service.change(RegisterEntry, str(entry.id), _rating_step(change))
+            saved = await service.change(RegisterEntry, str(entry.id), _rating_step(change))
+            # Who said so: the rating decision and the Flag, with the message that caused them.
+            rating = f"Observation/{rating_id(str(entry.id), len(saved.record.ratings))}"
+            key = f"{visit.sending_facility}|{visit.control_id}|{entry.id}|rating"
+            provenance_id = "hl7-" + str(uuid.uuid5(uuid.NAMESPACE_URL, MESSAGE_SYSTEM + key))
+            targets = [rating, f"Flag/{flag_id(str(entry.id))}"]
+            await self.repo.update(
+                "Provenance", provenance_id, provenance_for(visit, targets, provenance_id=provenance_id)
+            )
 
 
 def _rating_step(change: RatingChange) -> Callable[[RegisterEntry], RegisterEntry]:

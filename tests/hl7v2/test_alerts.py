@@ -129,3 +129,14 @@ async def test_an_admission_over_mllp_reaches_the_register() -> None:
             log = (await client.get("/admin/hl7/messages")).json()["items"]
             assert [(m["message_type"], m["status"]) for m in log] == [("ADT^A01", "processed")]
             assert json.dumps(log)  # the log is JSON all the way down
+
+
+async def test_a_blue_rating_from_the_feed_has_provenance(client: httpx.AsyncClient, repo: SqlFhirRepository) -> None:
+    await setup_entry(client)
+    processor = Hl7Processor(repo, RegisterRules(), SETTINGS)
+    await processor(StoredMessage(1, "RX4", "C1", "ADT^A01", NHS, adt("A01", control="ADM-1")))
+    n = len(await ratings(client))
+    found = (await client.get("/fhir/Provenance", params={"target": f"Observation/dsr-hl7-rating-{n}"})).json()
+    [provenance] = [e["resource"] for e in found["entry"]]
+    assert provenance["entity"][0]["what"]["identifier"]["value"] == "ADM-1"
+    assert provenance["agent"][0]["onBehalfOf"]["identifier"]["value"] == "RX4"
