@@ -70,24 +70,37 @@ async def _stop_when_orphaned(parent_pid: int, stop: asyncio.Event) -> None:
     stop.set()
 
 
-def _processing_nudge(settings: Settings) -> Callable[[int], None]:
-    """After each commit of new messages, ask a worker to process them (at most one request in flight; if the broker
-    is down, the beat sweep asks instead)."""
+def _processing_nudge(settings: Settings, *, every: float = 0.1) -> Callable[[int], None]:
+    """After commits of new messages, ask a worker to process them: at most one request in flight and one every
+    ``every`` seconds (a busy feed commits hundreds of times a second; one nudge covers them all). If the broker is
+    down, the beat sweep asks instead."""
     from gateway.sync.worker import PROCESS_HL7, create_celery, send_quietly
 
     app = create_celery(settings)
-    in_flight = False
+    state = {"in_flight": False, "again": False, "last": 0.0}
+
+    def fire() -> None:
+        loop = asyncio.get_running_loop()
+        state["in_flight"], state["again"] = True, False
+        wait = max(0.0, every - (loop.time() - float(state["last"])))
+
+        def send() -> None:
+            future = loop.run_in_executor(None, send_quietly, app, PROCESS_HL7)
+            future.add_done_callback(sent)
+
+        loop.call_later(wait, send)
 
     def sent(_future: object) -> None:
-        nonlocal in_flight
-        in_flight = False
+        state["in_flight"], state["last"] = False, asyncio.get_event_loop().time()
+        if state["again"]:
+            fire()
 
     def on_commit(stored: int) -> None:
-        nonlocal in_flight
-        if in_flight or not stored:
+        if not stored:
             return
-        in_flight = True
-        future = asyncio.get_running_loop().run_in_executor(None, send_quietly, app, PROCESS_HL7)
-        future.add_done_callback(sent)
+        if state["in_flight"]:
+            state["again"] = True
+            return
+        fire()
 
     return on_commit
