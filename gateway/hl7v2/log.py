@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -226,3 +227,19 @@ async def feed_counts(engine: AsyncEngine, *, since_day: str | None = None) -> l
         stmt = stmt.where(hl7_feed_count.c.day >= since_day)
     async with engine.connect() as conn:
         return [(str(a), str(b), str(c), str(d), int(e)) for a, b, c, d, e in (await conn.execute(stmt)).all()]
+
+
+async def annotate(engine: AsyncEngine, message_id: int, key: str, value: Any) -> None:
+    """Add ``key: value`` to a message's parsed summary (e.g. the hl7apy structure check of a cohort message)."""
+    async with engine.connect() as conn:
+        current = (await conn.execute(select(hl7_message.c.summary).where(hl7_message.c.id == message_id))).scalar()
+    summary = orjson.loads(current) if current else {}
+    summary[key] = value
+    conn2 = await begin_write(engine)
+    try:
+        async with conn2.begin():
+            await conn2.execute(
+                update(hl7_message).where(hl7_message.c.id == message_id).values(summary=orjson.dumps(summary).decode())
+            )
+    finally:
+        await conn2.close()

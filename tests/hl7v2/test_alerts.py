@@ -128,6 +128,7 @@ async def test_an_admission_over_mllp_reaches_the_register() -> None:
             assert "post-admission-cetr" in {t["task_type"] for t in tasks}
             log = (await client.get("/admin/hl7/messages")).json()["items"]
             assert [(m["message_type"], m["status"]) for m in log] == [("ADT^A01", "processed")]
+            assert isinstance(log[0]["summary"]["structure"], list)  # hl7apy's structure check, kept in the log
             assert json.dumps(log)  # the log is JSON all the way down
 
 
