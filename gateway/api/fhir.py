@@ -16,6 +16,7 @@ from gateway.api.access import check_read, visible
 from gateway.api.bundles import process_bundle
 from gateway.api.deps import CallerDep, repository
 from gateway.api.outcomes import FHIR_JSON, information
+from gateway.api.provenance import write_with_provenance
 from gateway.api.render import render_history, render_search
 from gateway.audit.trail import AuditTrail
 from gateway.auth import Caller
@@ -210,7 +211,8 @@ async def create(res_type: str, request: Request, caller: CallerDep) -> Response
     if not isinstance(body, dict):
         raise InvalidResource("the body is not a JSON object")
     body.pop("id", None)  # the server assigns ids on create
-    result = await repo.create(body, if_none_exist=_if_none_exist(request))
+    criteria = _if_none_exist(request)
+    result = await write_with_provenance(repo, caller, lambda r: r.create(body, if_none_exist=criteria))
     _audit_write(request, caller, "create", result)
     return write_response(request, result, _status_for(result))
 
@@ -269,7 +271,8 @@ async def update(res_type: str, res_id: str, request: Request, caller: CallerDep
     res_type = resource_type(res_type)
     repo = repository(request)
     body = await read_body(request)
-    result = await repo.update(res_type, res_id, body, if_match=parse_if_match(request.headers.get("if-match")))
+    version = parse_if_match(request.headers.get("if-match"))
+    result = await write_with_provenance(repo, caller, lambda r: r.update(res_type, res_id, body, if_match=version))
     _audit_write(request, caller, "create" if result.outcome is Outcome.CREATED else "update", result)
     return write_response(request, result, _status_for(result))
 

@@ -149,3 +149,21 @@ async def test_each_organisation_type_reads_only_its_sharing_profile(client: htt
     act_as(client, TRUST)
     assert (await client.get(f"/fhir/Condition/{condition_id}")).status_code == 200
     assert "address" in (await client.get("/fhir/Patient/yp-amira-khan")).json()
+
+
+async def test_a_clients_write_carries_its_provenance(client: httpx.AsyncClient) -> None:
+    await seed(client)
+    act_as(client, TRUST)
+    encounter = {
+        "resourceType": "Encounter",
+        "id": "visit-by-trust",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "subject": {"reference": "Patient/yp-amira-khan"},
+    }
+    assert (await client.put("/fhir/Encounter/visit-by-trust", json=encounter, headers=JSON)).status_code == 201
+    found = (await client.get("/fhir/Provenance", params={"target": "Encounter/visit-by-trust"})).json()
+    [provenance] = [e["resource"] for e in found["entry"]]
+    assert provenance["agent"][0]["who"]["identifier"]["value"] == "trust-ehr"
+    assert provenance["agent"][0]["onBehalfOf"]["identifier"]["value"] == "RX4"
+    assert provenance["target"][0]["reference"] == "Encounter/visit-by-trust/_history/1"
