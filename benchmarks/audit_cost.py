@@ -45,7 +45,7 @@ async def reads_per_second(client: httpx.AsyncClient, ids: list[str], seconds: f
 
 
 async def run(url: str, home: str, seconds: float, concurrency: int) -> tuple[float, float, int]:
-    settings = Settings(home=home, database_url=url, log_level="WARNING")  # type: ignore[arg-type]
+    settings = Settings(home=home, database_url=url, log_level="WARNING", auth="off")  # type: ignore[arg-type]
     upgrade(settings, url=url)
     app = create_app(settings)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench.test") as client:

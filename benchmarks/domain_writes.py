@@ -103,7 +103,7 @@ async def measure(client: httpx.AsyncClient, people_count: int, concurrency: int
 
 
 async def in_process(url: str, home: str, people: int, concurrency: int, rules: bool = True) -> dict[str, float]:
-    settings = Settings(home=home, database_url=url, log_level="WARNING")  # type: ignore[arg-type]
+    settings = Settings(home=home, database_url=url, log_level="WARNING", auth="off")  # type: ignore[arg-type]
     upgrade(settings, url=url)
     app = create_app(settings)
     if not rules:

@@ -234,7 +234,8 @@ def servers(args: argparse.Namespace, sqlalchemy_url: str, dsn: str, log_dir: Pa
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("KWG_")}
     gateway_env = {
         **base_env,
-        "KWG_ENV": "development",  # auth off: the benchmark measures the store, not token checks
+        "KWG_ENV": "development",
+        "KWG_AUTH": "off",  # the benchmark measures the store, not token checks
         "KWG_DATABASE_URL": sqlalchemy_url,
         "KWG_HOME": str(log_dir / "home"),
         "KWG_LOG_LEVEL": "WARNING",

@@ -131,6 +131,7 @@ def mixed_feed(args: argparse.Namespace, url: str, home: Path) -> tuple[list[flo
         "KWG_MLLP_PORT": str(mllp_port),
         "KWG_HL7_MENTAL_HEALTH_WARDS": "MHU1",
         "KWG_SWEEP_INTERVAL": "1",
+        "KWG_AUTH": "off",
     }
     procs = []
     with open(home / "serve.log", "ab") as log:

@@ -183,8 +183,9 @@ async def run(args: argparse.Namespace, url: str, home: Path) -> None:
         "KWG_DESTINATIONS_FILE": str(home / "destinations.toml"),
         "KWG_LOG_LEVEL": "WARNING",
         "KWG_RELAY_INTERVAL": "0.05",
+        "KWG_AUTH": "off",
     }
-    settings = Settings(home=home, database_url=url)  # type: ignore[arg-type]
+    settings = Settings(home=home, database_url=url, auth="off")  # type: ignore[arg-type]
     upgrade(settings, url=url)
     engine = create_engine(settings)
     procs = [

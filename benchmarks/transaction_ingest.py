@@ -97,7 +97,7 @@ async def _admin(url: str, sql: str) -> None:
 
 
 async def run(url: str, home: str, entries: int, rounds: int, profile: bool, conditional: bool) -> list[float]:
-    settings = Settings(home=home, database_url=url)  # type: ignore[arg-type]
+    settings = Settings(home=home, database_url=url, auth="off")  # type: ignore[arg-type]
     upgrade(settings, url=url)
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app)

@@ -142,6 +142,14 @@ def serve(
     os.environ.setdefault("KWG_HOME", str(settings.home))
     typer.echo(f"Keyworking Gateway on http://{host}:{port}/fhir ({_describe(settings.resolved_database_url)})")
     listener = _start_mllp_child() if settings.mllp_enabled else None
+    if settings.auth_on and settings.env.value == "development":
+        from gateway.security.devclient import CLIENT_ID, ensure_development_client
+
+        key = ensure_development_client(settings)
+        typer.echo(f"authentication is on; a development client is registered: {CLIENT_ID}")
+        typer.echo(f"  TOKEN=$(kwg token --client-id {CLIENT_ID} --key {key} --url http://{_client_host(host)}:{port})")
+    elif not settings.auth_on:
+        typer.echo("WARNING: KWG_AUTH=off: authentication is OFF (development only)", err=True)
     sync_worker = _start_embedded_worker() if settings.broker_url is None else None
     loader = _start_demo_child(f"http://{_client_host(host)}:{port}") if demo else None
     try:
@@ -216,6 +224,10 @@ def demo(
     if_empty: bool = typer.Option(False, help="Do nothing if this seed's first young person is already there"),
     wait: float = typer.Option(0, min=0, help="Seconds to wait for the gateway to answer /health/ready"),
     concurrency: int = typer.Option(4, min=1, max=64, help="Young people loaded at once"),
+    client_id: str = typer.Option("kwg-demo", help="The client to authenticate as (when the gateway requires it)"),
+    key: Annotated[
+        Path | None, typer.Option(help="Its private key (default: KWG_HOME/demo-client.pem, if there)")
+    ] = None,
 ) -> None:
     """Load a synthetic ICS (five places, young people in every rating and phase) through the domain API."""
     import asyncio
@@ -225,9 +237,13 @@ def demo(
 
     from gateway.demo.loader import DemoLoadError, LoadReport, load
     from gateway.demo.population import population
+    from gateway.security.devclient import ClientToken, key_path
+
+    key_file = key or key_path(load_settings())
+    auth = ClientToken(url, client_id, key_file) if key_file.exists() else None
 
     async def run() -> LoadReport | None:
-        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        async with httpx.AsyncClient(base_url=url, timeout=60, auth=auth) as client:
             deadline = time.monotonic() + wait
             while True:
                 try:

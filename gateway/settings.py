@@ -98,11 +98,11 @@ class Settings(BaseSettings):
     hl7_mental_health_senders: str = Field(
         default="", description="Comma-separated MSH-4 sending ODS codes whose inpatients are all in mental-health beds"
     )
-    auth: str | None = Field(
-        default=None,
+    auth: str = Field(
+        default="on",
         pattern=r"^(on|off)$",
-        description="on: every request needs a bearer token; off (development only): everyone is the development "
-        "caller; unset: on in production, off in development (until the development flow issues tokens itself)",
+        description="on: every request needs a bearer token; off (development only, logged loudly): everyone is the "
+        "development caller",
     )
     token_signing_key: Path | None = Field(
         default=None, description="PEM RSA private key that signs access tokens (development: made under KWG_HOME)"
@@ -157,8 +157,6 @@ class Settings(BaseSettings):
 
     @property
     def auth_on(self) -> bool:
-        if self.auth is None:
-            return self.env is Environment.PRODUCTION
         return self.auth == "on"
 
     @property

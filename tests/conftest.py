@@ -39,7 +39,7 @@ def tmp_home(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def _settings(home: str, url: str) -> Settings:
-    return Settings(home=home, database_url=url)  # type: ignore[arg-type]
+    return Settings(home=home, database_url=url, auth="off")  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
@@ -118,3 +118,4 @@ def _no_env_leak(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("KWG_") and not key.startswith("KWG_TEST_"):
             monkeypatch.delenv(key)
+    monkeypatch.setenv("KWG_AUTH", "off")  # tests of other features; tests/security turns it on explicitly

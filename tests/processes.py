@@ -61,6 +61,7 @@ def running_gateway(
     home = tempfile.mkdtemp(prefix="kwg-it-")
     process_env = {k: v for k, v in os.environ.items() if not k.startswith("KWG_")}
     process_env["KWG_HOME"] = home
+    process_env["KWG_AUTH"] = "off"  # tests of other features; a test of authentication passes KWG_AUTH=on
     process_env.update(env or {})
     if database_url:
         process_env["KWG_DATABASE_URL"] = database_url

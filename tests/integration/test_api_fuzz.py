@@ -17,7 +17,7 @@ from gateway.store.migrate import upgrade
 _HOME = Path(tempfile.mkdtemp(prefix="kwg-fuzz-"))
 _URL = f"sqlite+aiosqlite:///{_HOME}/fuzz.db"
 upgrade(Settings(home=_HOME, database_url=_URL), url=_URL)  # type: ignore[arg-type]
-APP = create_app(Settings(home=_HOME, database_url=_URL, log_level="WARNING"))  # type: ignore[arg-type]
+APP = create_app(Settings(home=_HOME, database_url=_URL, log_level="WARNING", auth="off"))  # type: ignore[arg-type]
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 

@@ -161,11 +161,12 @@ def test_a_granted_scope_never_exceeds_what_is_allowed(res_type: str, rights: se
                 assert allows("system/Patient.rs", target, interaction)
 
 
-def test_production_refuses_auth_off_and_a_missing_signing_key(tmp_path: Path) -> None:
+def test_production_refuses_auth_off_and_a_missing_signing_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KWG_AUTH")  # the default, not the test suite's
     with pytest.raises(ValidationError, match="KWG_AUTH=off is refused in production"):
         Settings(home=tmp_path, env="production", auth="off")  # type: ignore[arg-type]
     production = Settings(home=tmp_path, env="production")  # type: ignore[arg-type]
-    assert production.auth_on
+    assert production.auth_on and Settings(home=tmp_path).auth_on  # on by default everywhere
     with pytest.raises(SigningKeyError, match="production needs its own key"):
         load_signing_key(production)
     development = Settings(home=tmp_path)  # type: ignore[arg-type]
