@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Row, and_, func, insert, or_, select, update
+from sqlalchemy import Row, and_, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -438,16 +438,9 @@ async def read_versions(engine: AsyncEngine, batch: Sequence[DueDelivery]) -> di
     async with engine.connect() as conn:
         for start in range(0, len(keys), 300):
             chunk = keys[start : start + 300]
-            condition = or_(
-                *(
-                    and_(
-                        resource_version.c.res_type == t,
-                        resource_version.c.res_id == i,
-                        resource_version.c.version_id == v,
-                    )
-                    for t, i, v in chunk
-                )
-            )
+            condition = tuple_(
+                resource_version.c.res_type, resource_version.c.res_id, resource_version.c.version_id
+            ).in_(chunk)
             query = select(
                 resource_version.c.res_type,
                 resource_version.c.res_id,
