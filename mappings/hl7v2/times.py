@@ -1,42 +1,20 @@
-"""HL7 v2 date/times (DTM): ``YYYYMMDD[HH[MM[SS[.S...]]]][+/-ZZZZ]``. Pure.
+"""HL7 v2 date/times for the gateway's processor: :func:`mappings.hl7v2.dtm.parse_instant`, to the second. Pure.
 
-A time without an offset is local time in England (Europe/London): BST in summer, GMT in winter. In the autumn hour
-that happens twice (01:00-02:00 on the last Sunday of October) the first, BST, reading is taken (``fold=0``); in
-the spring hour that does not exist the time is read as GMT, i.e. one hour later in wall-clock terms.
+A time without an offset is local time in England (Europe/London): BST in summer, GMT in winter; the repeated
+autumn hour reads as BST and the missing spring hour as GMT (``fold=0``, see :mod:`mappings.hl7v2.dtm`). Errors
+are :class:`~mappings.hl7v2.errors.AdtError`, a kind of ``HL7ParseError`` naming the field.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
-from mappings.hl7v2.tokenizer import HL7ParseError
+from mappings.hl7v2.dtm import LONDON, parse_instant
 
-LONDON = ZoneInfo("Europe/London")
+__all__ = ["LONDON", "hl7_time"]
 
 
 def hl7_time(text: str, location: str) -> datetime | None:
-    """An HL7 DTM (YYYYMMDD[HH[MM[SS[.S...]]]][+/-ZZZZ]); without an offset it is London time (BST or GMT)."""
-    if not text:
-        return None
-    body, offset = text, None
-    for sign in ("+", "-"):
-        if sign in text[8:]:
-            cut = text.index(sign, 8)
-            body, offset = text[:cut], text[cut:]
-    digits = body.split(".")[0]
-    if len(digits) < 8 or not digits.isdigit():
-        raise HL7ParseError("is not an HL7 date/time", location)
-    parts = [int(digits[0:4]), int(digits[4:6]), int(digits[6:8])]
-    parts += [int(digits[i : i + 2]) if len(digits) > i else 0 for i in (8, 10, 12)]
-    try:
-        naive = datetime(parts[0], parts[1], parts[2], parts[3], parts[4], parts[5])
-    except ValueError as exc:
-        raise HL7ParseError(f"is not a valid date/time ({exc})", location) from None
-    if offset is None:
-        return naive.replace(tzinfo=LONDON).astimezone(UTC)
-    if len(offset) != 5 or not offset[1:].isdigit():
-        raise HL7ParseError("has a malformed time-zone offset", location)
-    minutes = int(offset[1:3]) * 60 + int(offset[3:5])
-    delta = timedelta(minutes=minutes if offset[0] == "+" else -minutes)
-    return (naive - delta).replace(tzinfo=UTC)
+    """An HL7 DTM precise to the day or better as an aware UTC datetime, fractions of a second dropped."""
+    moment = parse_instant(text, location)
+    return None if moment is None else moment.replace(microsecond=0)

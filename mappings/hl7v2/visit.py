@@ -26,7 +26,7 @@ Status by event, given the Encounter the gateway already holds (``current``):
 | A03 discharge | finished | period.end = discharge time; a finished Encounter stays as it is |
 | A08 update | unchanged | details (location, class, service) updated |
 | A11 cancel admit | cancelled | (entered-in-error would hide that the admission was announced) |
-| A12 cancel transfer | in-progress | back to the prior location (PV1-6) |
+| A12 cancel transfer | in-progress | back to the location before the transfer (PV1-3 in an A12) |
 | A13 cancel discharge | in-progress | period.end removed |
 
 Times without an offset are Europe/London (``times.hl7_time``).
@@ -259,7 +259,7 @@ def _details(encounter: Resource, visit: Visit) -> None:
 
 def _locations(encounter: Resource, visit: Visit) -> None:
     locations: list[Resource] = encounter.setdefault("location", [])
-    target = visit.prior_location if visit.trigger == "A12" else visit.location
+    target = visit.location  # in an A12, PV1-3 is where the patient goes back to (HL7 v2.5 3.3.12)
     if target is None:
         if not locations:
             encounter.pop("location")
