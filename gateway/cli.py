@@ -164,11 +164,11 @@ def serve(
         )
     finally:
         if loader is not None:
-            _stop_child(loader)
+            stop_child(loader)
         if sync_worker is not None:
-            _stop_child(sync_worker)
+            stop_child(sync_worker)
         if listener is not None:
-            _stop_child(listener)
+            stop_child(listener)
 
 
 def _start_embedded_worker() -> subprocess.Popen[bytes]:
@@ -288,7 +288,8 @@ def _start_mllp_child() -> subprocess.Popen[bytes]:
     return subprocess.Popen(command)
 
 
-def _stop_child(child: subprocess.Popen[bytes]) -> None:
+def stop_child(child: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a child process; SIGKILL it if it has not gone after 15 s."""
     if child.poll() is None:
         child.send_signal(signal.SIGTERM)
         try:

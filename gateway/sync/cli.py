@@ -178,13 +178,9 @@ def _start_child(args: list[str]) -> subprocess.Popen[bytes]:
 
 
 def _stop(child: subprocess.Popen[bytes]) -> None:
-    if child.poll() is None:
-        child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+    from gateway.cli import stop_child
+
+    stop_child(child)
 
 
 def _when(us: int | None) -> str:

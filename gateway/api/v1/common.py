@@ -18,6 +18,7 @@ from fastapi import Header, Request
 from starlette.responses import Response
 
 from gateway.api.deps import repository
+from gateway.api.fhir import parse_if_match as fhir_if_match
 from gateway.auth import Caller
 from gateway.domain.service import KeyworkingRecords, Saved, record_id_of
 from gateway.errors import InvalidRequest, UnprocessableRecord
@@ -104,18 +105,8 @@ def list_answer(items: list[Any]) -> Response:
 
 
 def parse_if_match(value: str | None) -> int | None:
-    if value is None:
-        return None
-    text = value.strip()
-    if text.startswith("W/"):
-        text = text[2:]
-    text = text.strip('"')
-    if not text.isdigit():
-        raise InvalidRequest(
-            f'If-Match {value!r} is not a version this API gave (W/"n")',
-            issues=[GatewayIssue("invalid", 'If-Match must be W/"<version>"', ("If-Match",))],
-        )
-    return int(text)
+    """The version in an ``If-Match: W/"n"`` header (the same rule as the FHIR API's)."""
+    return fhir_if_match(value)
 
 
 async def idempotent(
