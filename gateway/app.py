@@ -24,6 +24,8 @@ from gateway.register.apply import RegisterRules
 from gateway.register.config import DEFAULT_RULES, load_rules
 from gateway.security import routes as security_routes
 from gateway.security.keys import load_signing_key
+from gateway.security.oidc import external_tokens_for
+from gateway.security.verified import VerifiedTokens
 from gateway.settings import Settings, load_settings
 from gateway.store.db import create_engine
 from gateway.store.repository import SqlFhirRepository
@@ -73,6 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     if settings.auth_on:
         app.state.signing_key = load_signing_key(settings)  # production refuses to start without its key
+        app.state.external_tokens = external_tokens_for(settings)
+        app.state.verified_tokens = VerifiedTokens()
     else:
         log.warning("KWG_AUTH=off: authentication is OFF; every request is the development caller (development only)")
     app.state.started_at = to_instant(now_us())

@@ -108,6 +108,15 @@ class Settings(BaseSettings):
         default=None, description="PEM RSA private key that signs access tokens (development: made under KWG_HOME)"
     )
     token_lifetime_seconds: int = Field(default=300, ge=30, le=3600, description="How long an access token lasts")
+    oidc_issuer: str | None = Field(
+        default=None, description="External OpenID Connect issuer whose access tokens are also accepted (iss)"
+    )
+    oidc_jwks_url: str | None = Field(
+        default=None, description="JWKS URL of the external issuer's signing keys (https:// in production)"
+    )
+    oidc_audience: str | None = Field(
+        default=None, description="Audience (aud) the external issuer's tokens must name for this gateway"
+    )
     sharing_agreements: str = Field(
         default="icb",
         description="Comma-separated organisation types with a data sharing agreement covering every person",
@@ -143,6 +152,11 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.default_page_size > self.max_page_size:
             raise ValueError("default_page_size must not exceed max_page_size")
+        oidc = (self.oidc_issuer, self.oidc_jwks_url, self.oidc_audience)
+        if any(oidc) and not all(oidc):
+            raise ValueError("KWG_OIDC_ISSUER, KWG_OIDC_JWKS_URL and KWG_OIDC_AUDIENCE must be set together")
+        if self.env is Environment.PRODUCTION and self.oidc_jwks_url and not self.oidc_jwks_url.startswith("https://"):
+            raise ValueError("KWG_OIDC_JWKS_URL must be an https:// URL in production")
         if self.auth_on is False and self.env is Environment.PRODUCTION:
             raise ValueError("KWG_AUTH=off is refused in production (KWG_ENV=production)")
         if (self.mllp_tls_cert is None) != (self.mllp_tls_key is None):

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from jwt import PyJWK
 from jwt.exceptions import PyJWKError
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.security.scopes import parse_scopes
 from gateway.security.tables import api_client
 from gateway.store.db import begin_write
 from gateway.store.timeutil import now_us
 
+CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 ORGANISATION_TYPES = frozenset({"nhs-provider", "local-authority", "school", "childrens-home", "youth-justice", "icb"})
 
 
 class ClientError(ValueError):
-    pass
+    """A registration the gateway refuses (unknown organisation type, a JWKS with private or symmetric keys, an id
+    already taken); the message says which."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +39,9 @@ class ApiClient:
 
 
 def check_jwks(jwks: dict[str, Any]) -> None:
-    """Only public RSA or EC keys, each with a ``kid``."""
+    """Only public RSA or EC keys, each with a distinct ``kid`` (the assertion's ``kid`` picks one). A private key
+    in a JWKS would mean the client's secret has left it; a symmetric key would let the gateway sign as the
+    client."""
     keys = jwks.get("keys") if isinstance(jwks, dict) else None
     if not isinstance(keys, list) or not keys:
         raise ClientError("the JWKS has no keys")
@@ -47,12 +54,19 @@ def check_jwks(jwks: dict[str, Any]) -> None:
             PyJWK(key)
         except PyJWKError as exc:
             raise ClientError(f"key {key.get('kid')}: {exc}") from None
+    kids = [key["kid"] for key in keys]
+    if len(set(kids)) != len(kids):
+        raise ClientError("every key in the JWKS needs its own kid")
 
 
 async def add_client(engine: AsyncEngine, client: ApiClient) -> None:
+    if not CLIENT_ID.fullmatch(client.client_id):
+        raise ClientError("a client id is 1 to 128 letters, digits, dots, dashes or underscores")
     if client.organisation_type not in ORGANISATION_TYPES:
         raise ClientError(f"organisation type must be one of {', '.join(sorted(ORGANISATION_TYPES))}")
     check_jwks(client.jwks)
+    if not parse_scopes(client.scopes):
+        raise ClientError('the client needs at least one system scope (e.g. "system/*.rs")')
     conn = await begin_write(engine)
     try:
         async with conn.begin():
@@ -68,6 +82,8 @@ async def add_client(engine: AsyncEngine, client: ApiClient) -> None:
                     created_at=now_us(),
                 )
             )
+    except IntegrityError:
+        raise ClientError(f"there is already a client {client.client_id}") from None
     finally:
         await conn.close()
 

@@ -4,7 +4,11 @@ SMART scopes must allow what the request does.
 What a request does is read from its method and path: ``GET /fhir/Encounter/1`` reads Encounter, ``GET
 /fhir/Encounter`` searches it, ``POST``/``PUT``/``DELETE`` create, update and delete; the domain API's collections
 stand for their main resource types (``/api/v1/people`` → Patient); a Bundle needs write access to every type;
-the operations API (``/admin``) needs ``system/*`` access. ``/fhir/metadata`` is public.
+the operations API (``/admin``) needs ``system/*`` access. ``/fhir/metadata`` is public. Code that knows better
+what it touches (a Bundle entry, an operation) calls :func:`require` with the caller it was given.
+
+A bearer token is either the gateway's own (from ``/oauth2/token``) or, when an external OpenID Connect issuer is
+configured, one of that issuer's (:mod:`gateway.security.oidc`); the ``iss`` claim decides which key checks it.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from fastapi import Request
 from gateway.auth import Caller
 from gateway.errors import Forbidden, NotAuthenticated
 from gateway.security.keys import load_signing_key
+from gateway.security.oidc import ExternalTokens, external_tokens_for
 from gateway.security.scopes import allows
-from gateway.security.tokens import TokenError, verify_access_token
+from gateway.security.tokens import AccessClaims, TokenError, verify_access_token
+from gateway.security.verified import VerifiedTokens
 
 COLLECTIONS = {
     "people": "Patient",
@@ -37,6 +43,51 @@ def signing_key(request: Request) -> rsa.RSAPrivateKey:
     if key is None:
         key = request.app.state.signing_key = load_signing_key(request.app.state.settings)
     return key
+
+
+def external_tokens(request: Request) -> ExternalTokens | None:
+    """The configured external issuer's verifier (made once per app, so its key set is cached), or None."""
+    state = request.app.state
+    if not hasattr(state, "external_tokens"):  # create_app normally sets it; made here on first use otherwise
+        state.external_tokens = external_tokens_for(state.settings)
+    verifier: ExternalTokens | None = state.external_tokens
+    return verifier
+
+
+def verified_tokens(request: Request) -> VerifiedTokens:
+    """This app's memory of tokens already verified (made on first use)."""
+    state = request.app.state
+    if not hasattr(state, "verified_tokens"):
+        state.verified_tokens = VerifiedTokens()
+    verified: VerifiedTokens = state.verified_tokens
+    return verified
+
+
+def verified_claims(request: Request, token: str) -> AccessClaims:
+    """The claims of a valid bearer token, the gateway's own or the external issuer's; TokenError otherwise.
+
+    An external issuer's key set is fetched at most every five minutes (or on a key it has not seen); that fetch
+    blocks this worker for up to its timeout, which is why the verifier is kept for the app's life."""
+    verified = verified_tokens(request)
+    claims = verified.get(token)
+    if claims is not None:
+        return claims
+    external = external_tokens(request)
+    if external is not None and external.accepts(token):
+        claims = external.verify(token)
+    else:
+        claims = verify_access_token(signing_key(request), token)
+    verified.put(token, claims)
+    return claims
+
+
+def require(caller: Caller, res_type: str, interaction: str) -> None:
+    """Forbidden (403) unless the caller's scopes allow ``interaction`` (create, read, update, delete, search) on
+    ``res_type`` (a resource type, or ``*`` for every type)."""
+    if not allows(" ".join(sorted(caller.scopes)), res_type, interaction):
+        raise Forbidden(
+            f"the token's scopes ({' '.join(sorted(caller.scopes))}) do not allow {interaction} on {res_type}"
+        )
 
 
 def required_access(method: str, path: str) -> tuple[str, str] | None:
@@ -80,7 +131,7 @@ def authenticated_caller(request: Request) -> Caller:
             headers={"WWW-Authenticate": 'Bearer realm="keyworking-gateway"'},
         )
     try:
-        claims = verify_access_token(signing_key(request), token.strip())
+        claims = verified_claims(request, token.strip())
     except TokenError as exc:
         request.app.state.audit.record_token_failure(exc.error, exc.description)
         raise NotAuthenticated(
@@ -95,6 +146,6 @@ def authenticated_caller(request: Request) -> Caller:
         organisation_type=claims.organisation_type,
     )
     needed = required_access(request.method, request.url.path)
-    if needed is not None and not allows(claims.scopes, *needed):
-        raise Forbidden(f"the token's scopes ({claims.scopes}) do not allow {needed[1]} on {needed[0]}")
+    if needed is not None:
+        require(caller, *needed)
     return caller

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -21,13 +21,16 @@ from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.security.clients import get_client
+from gateway.security.clients import ApiClient, get_client
 from gateway.security.tables import used_assertion
 from gateway.store.db import begin_write
 
 ASSERTION_ALGORITHMS = ("RS384", "ES384", "RS256", "RS512", "ES256")
 MAX_ASSERTION_LIFETIME = 300
+MAX_JTI_LENGTH = 255  # the used_assertion.jti column
 ISSUER = "keyworking-gateway"
+#: Purposes of use a token may declare (``purpose_of_use`` at the token endpoint); recorded on every audit entry.
+PURPOSES = frozenset({"DIRECT_CARE", "ADMINISTRATION", "AUDIT", "RESEARCH", "EMERGENCY"})
 
 
 class TokenError(Exception):
@@ -47,10 +50,15 @@ class AccessClaims:
     organisation_type: str
     scopes: str
     purpose: str
+    #: When the access token expires (epoch seconds); 0 for claims not read from a token.
+    expires_at: int = field(default=0, compare=False)
 
 
-async def verify_assertion(engine: AsyncEngine, assertion: str, token_url: str) -> Any:
-    """The registered client a valid assertion comes from; TokenError otherwise."""
+async def verify_assertion(engine: AsyncEngine, assertion: str, token_url: str | Sequence[str]) -> ApiClient:
+    """The registered client a valid assertion comes from; TokenError (invalid_client, 401) otherwise.
+
+    ``token_url`` is the token endpoint's URL, or the URLs it is known by: ``aud`` must name one of them."""
+    audiences = [token_url] if isinstance(token_url, str) else list(token_url)
     try:
         header = jwt.get_unverified_header(assertion)
         unverified = jwt.decode(assertion, options={"verify_signature": False})
@@ -70,16 +78,18 @@ async def verify_assertion(engine: AsyncEngine, assertion: str, token_url: str) 
             assertion,
             PyJWK(keys[0]).key,
             algorithms=[header["alg"]],
-            audience=token_url,
+            audience=audiences,
             issuer=client.client_id,
             options={"require": ["iss", "sub", "aud", "exp", "jti"]},
         )
     except jwt.ExpiredSignatureError:
         raise TokenError("invalid_client", "the client assertion has expired", 401) from None
     except jwt.InvalidAudienceError:
-        raise TokenError("invalid_client", f"the assertion's aud must be {token_url}", 401) from None
+        raise TokenError("invalid_client", f"the assertion's aud must be {audiences[0]}", 401) from None
     except jwt.PyJWTError as exc:
         raise TokenError("invalid_client", f"the client assertion is not valid: {type(exc).__name__}", 401) from None
+    if not isinstance(claims["jti"], str) or not 0 < len(claims["jti"]) <= MAX_JTI_LENGTH:
+        raise TokenError("invalid_client", f"the assertion's jti must be a string of 1 to {MAX_JTI_LENGTH}", 401)
     if claims.get("sub") != client.client_id:
         raise TokenError("invalid_client", "the assertion's sub must be the client id", 401)
     if claims["exp"] > time.time() + MAX_ASSERTION_LIFETIME + 30:
@@ -125,12 +135,17 @@ def verify_access_token(key: rsa.RSAPrivateKey, token: str) -> AccessClaims:
             algorithms=["RS256"],
             audience=ISSUER,
             issuer=ISSUER,
-            options={"require": ["exp", "sub", "scope"]},
+            options={"require": ["exp", "sub", "scope", "org", "org_type", "purpose"]},
         )
     except jwt.ExpiredSignatureError:
         raise TokenError("invalid_token", "the access token has expired", 401) from None
     except jwt.PyJWTError:
         raise TokenError("invalid_token", "the access token is not valid", 401) from None
     return AccessClaims(
-        str(claims["sub"]), str(claims["org"]), str(claims["org_type"]), str(claims["scope"]), str(claims["purpose"])
+        str(claims["sub"]),
+        str(claims["org"]),
+        str(claims["org_type"]),
+        str(claims["scope"]),
+        str(claims["purpose"]),
+        int(claims["exp"]),
     )
