@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from gateway.domain.gather import read_optional, search
 from gateway.domain.service import KeyworkingRecords
@@ -23,7 +23,6 @@ from gateway.hl7v2.decoding import decode_message
 from gateway.hl7v2.log import StoredMessage
 from gateway.register.apply import RegisterRules
 from gateway.store.repository import FhirRepository
-from mappings.hl7v2.times import hl7_time
 from mappings.hl7v2.tokenizer import Message, parse, peek
 from mappings.hl7v2.visit import (
     MESSAGE_SYSTEM,
@@ -43,25 +42,21 @@ from mappings.keyworking.terminology import EpisodeType
 
 
 def hospital_event(message: Message) -> HospitalEvent:
-    """The facts the alert rules need, read from MSH, EVN and PV1."""
-    msh, evn, pv1 = message.msh, message.segment("EVN"), message.segment("PV1")
-    trigger = msh.component(9, 2) or (evn.value(1) if evn else "")
-    occurred = None
-    if evn is not None:
-        occurred = hl7_time(evn.value(6), "EVN-6") or hl7_time(evn.value(2), "EVN-2")
-    if occurred is None and pv1 is not None:
-        field, location = (45, "PV1-45") if trigger == "A03" else (44, "PV1-44")
-        occurred = hl7_time(pv1.value(field), location)
-    occurred = occurred or hl7_time(msh.value(7), "MSH-7") or datetime.now(UTC)
+    """The facts the alert rules need: those of the visit the message describes (read once, by ``read_visit``)."""
+    return event_of(read_visit(message))
+
+
+def event_of(visit: Visit) -> HospitalEvent:
+    location = visit.location
     return HospitalEvent(
-        trigger=trigger,
-        control_id=msh.value(10),
-        sending_facility=msh.value(4),
-        patient_class=pv1.value(2) if pv1 else "",
-        point_of_care=pv1.component(3, 1) if pv1 else "",
-        facility=pv1.component(3, 4) if pv1 else "",
-        service=pv1.value(10) if pv1 else "",
-        occurred_at=occurred,
+        trigger=visit.trigger,
+        control_id=visit.control_id,
+        sending_facility=visit.sending_facility,
+        patient_class=visit.patient_class,
+        point_of_care=location.point_of_care if location else "",
+        facility=location.facility if location else "",
+        service=visit.service,
+        occurred_at=visit.occurred_at,
     )
 
 
@@ -83,8 +78,8 @@ class Hl7Processor:
         if nhs_number is None:
             return
         parsed = parse(text)
-        event = hospital_event(parsed)
         visit = read_visit(parsed)
+        event = event_of(visit)
         facts = read_person_facts(parsed)
         for patient in await search(self.repo, "Patient", [("identifier", f"{NHS_NUMBER_SYSTEM}|{nhs_number}")]):
             person_id = str(patient["id"])
