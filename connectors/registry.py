@@ -12,6 +12,8 @@ from connectors.education.registry_entry import ENTRIES as EDUCATION_ENTRIES
 from connectors.fhir.config import FhirConfig
 from connectors.fhir.connector import FhirConnector
 from connectors.local_authority.registry_entry import ENTRIES as LA_ENTRIES
+from connectors.resthook.connector import RestHookConnector
+from connectors.resthook.connector import build as build_rest_hook
 
 Builder = Callable[[dict[str, Any], httpx.AsyncBaseTransport | None], PushConnector]
 
@@ -20,7 +22,12 @@ def _fhir(settings: dict[str, Any], transport: httpx.AsyncBaseTransport | None) 
     return FhirConnector(FhirConfig.model_validate(settings), transport=transport)
 
 
-PUSH_CONNECTORS: dict[str, Builder] = {"fhir": _fhir, **LA_ENTRIES, **EDUCATION_ENTRIES}
+PUSH_CONNECTORS: dict[str, Builder] = {
+    "fhir": _fhir,
+    **LA_ENTRIES,
+    **EDUCATION_ENTRIES,
+    RestHookConnector.kind: build_rest_hook,
+}
 
 
 def build_push_connector(

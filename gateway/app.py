@@ -11,17 +11,21 @@ from fastapi import FastAPI
 
 from gateway import __version__
 from gateway.access.policy import AccessPolicy
-from gateway.api import admin, everything, fhir, health, hl7, metadata, operations, outcomes, v1
+from gateway.api import admin, admin_destinations, everything, fhir, health, hl7, metadata, operations, outcomes, v1
+from gateway.api import export as bulk_export
+from gateway.api import summary as summary_api
 from gateway.api.limits import BodyLimit
 from gateway.api.metrics import Metrics, RequestTimer
 from gateway.api.metrics import router as metrics_router
 from gateway.api.negotiation import FormatNegotiation
 from gateway.api.security_headers import SecurityHeaders
 from gateway.audit.trail import AuditTrail
+from gateway.console import routes as console
 from gateway.logs import configure_logging
 from gateway.ratelimit import RateLimiter
 from gateway.register.apply import RegisterRules
 from gateway.register.config import DEFAULT_RULES, load_rules
+from gateway.request_ids import RequestIds
 from gateway.security import routes as security_routes
 from gateway.security.keys import load_signing_key
 from gateway.security.oidc import external_tokens_for
@@ -89,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_count=settings.default_page_size,
         max_count=settings.max_page_size,
     )
-    app.state.audit = AuditTrail(lambda: app.state.repository)
+    app.state.audit = AuditTrail(lambda: app.state.repository, chained=settings.audit_hash_chain)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     app.state.access = AccessPolicy(
         agreements=_types(settings.sharing_agreements), break_glass_types=_types(settings.break_glass_types)
@@ -100,16 +104,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestTimer, metrics=app.state.metrics)
+    app.add_middleware(RequestIds)  # outermost: every log line of the request, and the tasks it starts, carry it
     app.include_router(metadata.router)
     app.include_router(operations.router)  # before fhir.router: /{type}/$validate is not an id
     app.include_router(everything.router)
+    app.include_router(summary_api.router)  # before fhir.router: /Patient/{id}/$summary is an operation
+    app.include_router(bulk_export.router)  # before fhir.router: /$export and /Patient/$export are not ids
     app.include_router(fhir.router)
     app.include_router(v1.router)
     app.include_router(admin.router)
+    app.include_router(admin_destinations.router)  # POST/PUT/DELETE /admin/destinations
     app.include_router(hl7.router)
     app.include_router(health.router)
     app.include_router(metrics_router)
     app.include_router(security_routes.router)
+    console.install(app, settings)
     return app
 
 

@@ -37,6 +37,15 @@ def _register_import_commands() -> None:
 
 _register_import_commands()
 
+
+def _register_audit_commands() -> None:
+    from gateway.audit.cli import audit_app
+
+    app.add_typer(audit_app, name="audit")
+
+
+_register_audit_commands()
+
 tasks_app = typer.Typer(help="Tasks the register rules raise.", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
 
@@ -77,8 +86,26 @@ def _register_sync_commands() -> None:
 _register_sync_commands()
 
 
+def _register_console_commands() -> None:
+    from gateway.console.cli import console_app
+
+    app.add_typer(console_app, name="console")
+
+
+_register_console_commands()
+
+
+def _register_export_commands() -> None:
+    from gateway.summary.cli import export_app
+
+    app.add_typer(export_app, name="export")
+
+
+_register_export_commands()
+
+
 @db_app.command("upgrade")
-def db_upgrade(revision: str = typer.Argument("head", help="Alembic revision to migrate to")) -> None:
+def db_upgrade(revision: str = typer.Argument("heads", help="Alembic revision (heads: all)")) -> None:
     """Apply database migrations (safe to repeat)."""
     from gateway.store.migrate import upgrade
 
@@ -150,6 +177,12 @@ def serve(
         typer.echo(f"  TOKEN=$(kwg token --client-id {CLIENT_ID} --key {key} --url http://{_client_host(host)}:{port})")
     elif not settings.auth_on:
         typer.echo("WARNING: KWG_AUTH=off: authentication is OFF (development only)", err=True)
+    if settings.env.value == "development":
+        from gateway.console.devoperator import ensure_development_operator
+
+        operator, password_file = ensure_development_operator(settings)
+        typer.echo(f"operations console: http://{_client_host(host)}:{port}/console")
+        typer.echo(f"  sign in as {operator}; password: cat {password_file}")
     sync_worker = _start_embedded_worker() if settings.broker_url is None else None
     loader = _start_demo_child(f"http://{_client_host(host)}:{port}") if demo else None
     try:

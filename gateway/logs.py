@@ -1,4 +1,5 @@
-"""Logging set up from settings: level, plain or JSON lines, and a filter that keeps NHS numbers out of logs.
+"""Logging set up from settings: level, plain or JSON lines (with the request id: gateway.request_ids), and a
+filter that keeps NHS numbers out of logs.
 
 Log records never carry resource content by design; the filter is the second line of defence: any run of ten
 digits (spaced 3-3-4 or not) that passes the NHS number Modulus 11 check is masked before a record is written.
@@ -12,6 +13,7 @@ import sys
 
 import orjson
 
+from gateway.request_ids import RequestIdFilter
 from gateway.settings import Settings
 from mappings.identifiers import is_nhs_number
 
@@ -45,6 +47,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        request_id = getattr(record, "request_id", "-")
+        if request_id != "-":
+            entry["request_id"] = request_id
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(entry).decode()
@@ -58,6 +63,7 @@ def configure_logging(settings: Settings) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.kwg = True  # type: ignore[attr-defined]
         handler.addFilter(RedactingFilter())
+        handler.addFilter(RequestIdFilter())
         root.addHandler(handler)
     handler.setFormatter(
         JsonFormatter() if settings.log_json else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     break_glass_types: str = Field(
         default="nhs-provider", description="Comma-separated organisation types that may read with a break-glass reason"
     )
+    audit_hash_chain: bool = Field(
+        default=True,
+        description="Chain each process's AuditEvents by hash (gateway.audit.chain) so that tampering is evident",
+    )
     rate_limit_per_minute: int = Field(
         default=60000, ge=0, description="Requests a minute each client may make (per worker process); 0: no limit"
     )
@@ -147,6 +151,32 @@ class Settings(BaseSettings):
     lane_lease_seconds: float = Field(
         default=60.0, gt=1, le=3600, description="How long a worker holds a delivery lane before another may take it"
     )
+    subscription_max_attempts: int = Field(
+        default=12, ge=1, le=100, description="Attempts at one Subscription notification before it is a dead letter"
+    )
+    subscription_backoff_base_seconds: float = Field(
+        default=2.0, gt=0, le=3600, description="First retry delay of a failed Subscription notification (doubles)"
+    )
+    subscription_error_after_attempts: int = Field(
+        default=3, ge=1, le=100, description="Failed attempts at one notification before the Subscription shows error"
+    )
+    export_folder: Path | None = Field(
+        default=None, description="Folder for bulk export files, one sub-folder per job; unset: KWG_HOME/exports"
+    )
+    export_page_size: int = Field(
+        default=1000, ge=10, le=50_000, description="Resources a bulk export reads from the database per query"
+    )
+    export_file_resources: int = Field(
+        default=100_000, ge=1, description="Most resources in one bulk export file (a type's output is split beyond)"
+    )
+    console_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret (32+ characters) that signs operations console session cookies; unset: made under "
+        "KWG_HOME in development, the console is off in production",
+    )
+    console_session_minutes: int = Field(
+        default=480, ge=5, le=24 * 60, description="How long an operations console sign-in lasts"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -161,6 +191,12 @@ class Settings(BaseSettings):
             raise ValueError("KWG_AUTH=off is refused in production (KWG_ENV=production)")
         if (self.mllp_tls_cert is None) != (self.mllp_tls_key is None):
             raise ValueError("mllp_tls_cert and mllp_tls_key must be set together")
+        if self.env is Environment.PRODUCTION and self.console_secret is not None:
+            from gateway.console.secret import weak_secret_problem
+
+            problem = weak_secret_problem(self.console_secret.get_secret_value())
+            if problem is not None:
+                raise ValueError(f"KWG_CONSOLE_SECRET is refused in production: {problem}")
         return self
 
     @property
@@ -181,6 +217,10 @@ class Settings(BaseSettings):
     @property
     def embedded_broker_folder(self) -> Path:
         return self.home / "broker"
+
+    @property
+    def resolved_export_folder(self) -> Path:
+        return self.export_folder or self.home / "exports"
 
     @property
     def is_sqlite(self) -> bool:

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from gateway.api.deps import MAX_ROW_ID, CallerDep, RowId
 from gateway.errors import NotFound
 from gateway.store.timeutil import to_instant
-from gateway.sync import deliveries
+from gateway.sync import deliveries, destination_store
 from gateway.sync.destinations import Destination
 
 router = APIRouter(prefix="/admin", tags=["Operations"])
@@ -52,11 +52,15 @@ def _nudge(request: Request, lanes: list[tuple[str, int]]) -> int:
 async def list_destinations(request: Request, caller: CallerDep) -> Response:
     """Each destination: connector, recipient profile, queue depth, last success and error rate in the last hour."""
     out = []
-    for d in _destinations(request):
+    made = (await destination_store.list_destinations(request.app.state.engine)).live
+    file_names = {d.name for d in _destinations(request)}
+    listed = [("file", d) for d in _destinations(request)] + [("api", d) for d in made if d.name not in file_names]
+    for source, d in listed:
         h = await deliveries.health(request.app.state.engine, d.name)
         out.append(
             {
                 "name": d.name,
+                "source": source,
                 "connector": d.connector,
                 "endpoint": str(d.endpoint),
                 "recipient": d.recipient.value,

@@ -30,6 +30,7 @@ from gateway.errors import (
 )
 from gateway.store.records import Outcome, StoredResource, WriteResult
 from gateway.store.timeutil import to_http_date
+from gateway.sync import subscriptions
 from mappings.fhir import is_supported_type
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
@@ -211,8 +212,11 @@ async def create(res_type: str, request: Request, caller: CallerDep) -> Response
     if not isinstance(body, dict):
         raise InvalidResource("the body is not a JSON object")
     body.pop("id", None)  # the server assigns ids on create
+    if res_type == "Subscription":
+        body = await subscriptions.accept(repo, caller, body)
     criteria = _if_none_exist(request)
     result = await write_with_provenance(repo, caller, lambda r: r.create(body, if_none_exist=criteria))
+    await _subscription_owner(request, caller, result)
     _audit_write(request, caller, "create", result)
     return write_response(request, result, _status_for(result))
 
@@ -271,8 +275,11 @@ async def update(res_type: str, res_id: str, request: Request, caller: CallerDep
     res_type = resource_type(res_type)
     repo = repository(request)
     body = await read_body(request)
+    if res_type == "Subscription":
+        body = await subscriptions.accept(repo, caller, body)
     version = parse_if_match(request.headers.get("if-match"))
     result = await write_with_provenance(repo, caller, lambda r: r.update(res_type, res_id, body, if_match=version))
+    await _subscription_owner(request, caller, result)
     _audit_write(request, caller, "create" if result.outcome is Outcome.CREATED else "update", result)
     return write_response(request, result, _status_for(result))
 
@@ -309,3 +316,9 @@ async def vread(res_type: str, res_id: str, version_id: str, request: Request, c
 def _audit_write(request: Request, caller: Caller, interaction: str, result: WriteResult) -> None:
     if result.resource is not None:
         trail(request).interaction(caller, interaction, (result.resource,))
+
+
+async def _subscription_owner(request: Request, caller: Caller, result: WriteResult) -> None:
+    """A Subscription's notifications carry what its creator may see: remember the creator (gateway.sync)."""
+    if result.resource is not None and result.resource.res_type == "Subscription":
+        await subscriptions.record_owner(request.app.state.engine, result.resource.res_id, caller)

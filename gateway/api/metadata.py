@@ -25,6 +25,10 @@ TYPE_INTERACTIONS = (
 )
 
 
+#: FHIR Bulk Data Access (the $export operations, docs/bulk-export.md).
+BULK_DATA = "http://hl7.org/fhir/uv/bulkdata"
+
+
 def rev_includes(res_type: str) -> list[str]:
     """``Source:param`` for every reference parameter of any served type that can point to ``res_type``."""
     return [
@@ -61,6 +65,11 @@ def capability_statement(base: str, date: str) -> dict[str, object]:
                         if res_type == "Patient"
                         else []
                     ),
+                    *(
+                        [{"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/{res_type.lower()}-export"}]
+                        if res_type in ("Patient", "Group")
+                        else []
+                    ),
                 ],
                 "searchInclude": [f"{res_type}:{p.name}" for p in reference_parameters(res_type)],
                 "searchRevInclude": rev_includes(res_type),
@@ -85,6 +94,7 @@ def capability_statement(base: str, date: str) -> dict[str, object]:
                 "mode": "server",
                 "resource": resources,
                 "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}],
+                "operation": [{"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/export"}],
             }
         ],
     }

@@ -16,6 +16,10 @@ from gateway.errors import NotAcceptable
 
 JSON_FORMATS = frozenset({"json", "application/json", "application/fhir+json", "application/json+fhir", "text/json"})
 ACCEPTABLE_RANGES = JSON_FORMATS | {"*/*", "application/*"}
+#: Path segment of the bulk export file downloads, which are not FHIR JSON.
+EXPORT_FILES = "/$export-file/"
+#: The summary operation negotiates its own formats (FHIR JSON, HTML, PDF): gateway/summary/formats.py.
+SUMMARY_OPERATION = "/$summary"
 
 
 def _media_types(header: str) -> list[str]:
@@ -43,7 +47,13 @@ class FormatNegotiation:
         self.prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(self.prefix):
+        # Bulk export files are ndjson (Accept: application/fhir+ndjson): gateway/api/export.py answers them.
+        if (
+            scope["type"] == "http"
+            and scope["path"].startswith(self.prefix)
+            and EXPORT_FILES not in scope["path"]
+            and not scope["path"].endswith(SUMMARY_OPERATION)
+        ):
             accept = None
             for name, value in scope["headers"]:
                 if name == b"accept":

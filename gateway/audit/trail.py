@@ -20,6 +20,7 @@ from dataclasses import replace
 
 import orjson
 
+from gateway.audit.chain import ChainHead, seal
 from gateway.audit.events import AuditEntry, audit_event
 from gateway.auth import Caller
 from gateway.store.indexing import patient_id_of
@@ -34,12 +35,24 @@ MAX_ENTITIES = 50
 
 
 class AuditTrail:
-    def __init__(self, repository: Callable[[], FhirRepository], *, interval: float = 0.2, batch: int = 500) -> None:
+    def __init__(
+        self,
+        repository: Callable[[], FhirRepository],
+        *,
+        interval: float = 0.2,
+        batch: int = 500,
+        chained: bool = False,
+    ) -> None:
         self._repository = repository
         self.interval = interval
         self.batch = batch
+        #: With ``chained``, this process's events form one hash chain (gateway.audit.chain).
+        self.chain: ChainHead | None = ChainHead(uuid.uuid4().hex) if chained else None
         self._queue: list[tuple[AuditEntry, tuple[StoredResource, ...]]] = []
         self._wake = asyncio.Event()
+        #: One flush at a time: a flush returns only once what was queued before it is stored (even if the
+        #: background writer had taken it), and each batch is sealed from the chain head the one before left.
+        self._flushing = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self.written = 0
         self.dropped = 0
@@ -129,17 +142,28 @@ class AuditTrail:
 
     async def flush(self) -> int:
         """Write what has queued up (in one transaction); returns how many AuditEvents were written."""
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> int:
         if not self._queue:
             return 0
         pending, self._queue = self._queue, []
-        events = [(audit_event(_with_patients(entry, resources)), str(uuid.uuid4())) for entry, resources in pending]
+        built = [
+            {**audit_event(_with_patients(entry, resources)), "id": str(uuid.uuid4())} for entry, resources in pending
+        ]
+        head = None
+        if self.chain is not None:
+            built, head = seal(built, self.chain)
         try:
-            await self._repository().create_many(events)
+            await self._repository().create_many([(event, event["id"]) for event in built])
         except Exception:
-            self._queue = pending + self._queue
+            self._queue = pending + self._queue  # sealed again, from the same head, on the next flush
             raise
-        self.written += len(events)
-        return len(events)
+        if head is not None:
+            self.chain = head
+        self.written += len(built)
+        return len(built)
 
 
 def _with_patients(entry: AuditEntry, resources: tuple[StoredResource, ...]) -> AuditEntry:

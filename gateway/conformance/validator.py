@@ -708,8 +708,37 @@ def _not_local_reference(value: Any) -> bool:
     return not (isinstance(value, dict) and str(value.get("reference", "")).startswith("#"))
 
 
-def _open_period(value: Any) -> bool:
-    return not (isinstance(value, dict) and "start" in value and "end" in value)
+#: Dates (``2024-01-31``) and dateTimes to the second, with an optional fraction and a timezone: two values of the
+#: same length and timezone compare as strings exactly as FHIRPath compares them.
+_SAME_SHAPE_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}:\d{2}(?:\.\d+)?(Z|[+-]\d{2}:\d{2}))?$")
+
+
+def _ordered_period(value: Any) -> bool:
+    """per-1 (``start <= end``) is surely true: an open period, or start and end of the same shape in order."""
+    if not (isinstance(value, dict) and "start" in value and "end" in value):
+        return True
+    start, end = value["start"], value["end"]
+    if not (isinstance(start, str) and isinstance(end, str) and len(start) == len(end)):
+        return False
+    first, last = _SAME_SHAPE_INSTANT.match(start), _SAME_SHAPE_INSTANT.match(end)
+    return first is not None and last is not None and first.group(1) == last.group(1) and start <= end
+
+
+def _not_entered_in_error(value: Any) -> bool:
+    """No ``verificationStatus`` coding says ``entered-in-error`` (so con-5's ``where(...).empty()`` is true)."""
+    status = value.get("verificationStatus") if isinstance(value, dict) else None
+    if not isinstance(status, dict):
+        return False
+    codings = status.get("coding", [])
+    return isinstance(codings, list) and all(
+        isinstance(c, dict) and c.get("code") != "entered-in-error" for c in codings
+    )
+
+
+def _not_active(value: Any) -> bool:
+    """``status = 'active' implies ...`` is true when the status is another code."""
+    status = value.get("status") if isinstance(value, dict) else None
+    return isinstance(status, str) and status != "active"
 
 
 def _has_narrative(value: Any) -> bool:
@@ -725,7 +754,7 @@ TRIVIALLY_TRUE: dict[str, Callable[[Any], bool]] = {
     "dom-5": _no_contained,
     "dom-6": _has_narrative,
     "ref-1": _not_local_reference,
-    "per-1": _open_period,
+    "per-1": _ordered_period,
 }
 
 
@@ -755,9 +784,9 @@ def _has(value: Any, name: str) -> bool:
 #: FHIRPath result is true. Each saves a fhirpathpy evaluation (0.1-0.3 ms). Otherwise the expression is run.
 TRIVIALLY_TRUE_EXPRESSIONS: dict[str, Callable[[Any], bool]] = {
     # ctm-1
-    "onBehalfOf.exists() implies (member.resolve().iif(empty(), true, ofType(Practitioner).exists()))": lambda v: (
-        _absent(v, "onBehalfOf")
-    ),
+    # ctm-1 needs resolve(), which fhirpathpy does not implement: its evaluation always raises and the invariant goes
+    # unchecked (a test pins this); answering here skips the failed evaluation and changes no result.
+    "onBehalfOf.exists() implies (member.resolve().iif(empty(), true, ofType(Practitioner).exists()))": lambda v: True,
     # obs-6, obs-7
     "dataAbsentReason.empty() or value.empty()": lambda v: _absent(v, "dataAbsentReason") or _absent(v, "value"),
     "value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty()": lambda v: (
@@ -778,7 +807,7 @@ TRIVIALLY_TRUE_EXPRESSIONS: dict[str, Callable[[Any], bool]] = {
     ),
     "verificationStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/condition-ver-status' and "
     "code='entered-in-error').empty() or clinicalStatus.empty()": lambda v: (
-        _absent(v, "verificationStatus") or _absent(v, "clinicalStatus")
+        _absent(v, "verificationStatus") or _absent(v, "clinicalStatus") or _not_entered_in_error(v)
     ),
     # ppc-1 .. ppc-5
     "policy.exists() or policyRule.exists()": lambda v: _has(v, "policy") or _has(v, "policyRule"),
@@ -793,7 +822,7 @@ TRIVIALLY_TRUE_EXPRESSIONS: dict[str, Callable[[Any], bool]] = {
         _absent(v, "lastModified") or _absent(v, "authoredOn")
     ),
     # kwg-eoc-1
-    "status = 'active' implies careManager.exists()": lambda v: _has(v, "careManager"),
+    "status = 'active' implies careManager.exists()": lambda v: _has(v, "careManager") or _not_active(v),
 }
 
 

@@ -80,18 +80,25 @@ async def belonging_to(repo: FhirRepository, kind: type[Record], main: Resource)
         code = f"{urls.code_system('keyworking-observation')}|{ObservationCode.DSR_RATING.value}"
         ratings = await search(repo, "Observation", [("subject", patient), ("code", code)])
         found += [o for o in ratings if _points_at(o, "focus", f"EpisodeOfCare/{rid}")]
-        found.append(await read_optional(repo, "Flag", register.flag_id(rid)))
-        found.append(await read_optional(repo, "Consent", register.consent_id(rid)))
+        found += await read_each(repo, [("Flag", register.flag_id(rid)), ("Consent", register.consent_id(rid))])
     elif kind is Contact:
         found.append(await read_optional(repo, "Observation", contact.views_id(rid)))
     elif kind is ReviewMeeting:
-        found.append(await read_optional(repo, "Composition", review.report_id(rid)))
+        report, consent = await read_each(
+            repo, [("Composition", review.report_id(rid)), ("Consent", review.consent_id(rid))]
+        )
+        found.append(report)
         tasks = await search(repo, "Task", [("encounter", f"Encounter/{rid}")])
         found += [t for t in tasks if _is_recommendation(t)]
-        found.append(await read_optional(repo, "Consent", review.consent_id(rid)))
+        found.append(consent)
     elif kind not in (KeyworkingCase, CareTeam):
         raise TypeError(f"no gathering rule for {kind.__name__}")
     return [r for r in found if r is not None]
+
+
+async def read_each(repo: FhirRepository, keys: Sequence[tuple[str, str]]) -> list[Resource | None]:
+    """Each resource (None when never written or deleted), read in one statement."""
+    return [None if stored is None else parse(stored) for stored in await repo.read_current(keys)]
 
 
 def _is_recommendation(task: Resource) -> bool:

@@ -18,15 +18,16 @@ OperationOutcomes in one place.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from gateway.domain.gather import belonging_to, gather, parse, read_optional, search
 from gateway.errors import Conflict, Gone, NotFound, PreconditionFailed, UnprocessableRecord
 from gateway.errors import Issue as GatewayIssue
+from gateway.store.records import StoredResource
 from gateway.store.repository import FhirRepository
 from mappings.keyworking import lifecycle
 from mappings.keyworking.elements import Resource
@@ -57,8 +58,16 @@ PERSON_PARAM: dict[type[Record], str] = {
     ReviewMeeting: "subject",
 }
 
+
 #: Runs inside the write transaction after the record's resources are stored: the register rules.
-AfterWrite = Callable[[FhirRepository, Record | None, Record], Awaitable[None]]
+class AfterWrite(Protocol):
+    """What runs after a record's resources are written, inside the write's transaction (the register rules)."""
+
+    def concerns(self, before: Record | None, after: Record) -> bool:
+        """Whether this change is one the hook acts on (pure and cheap: other writes skip the transaction scope)."""
+        ...
+
+    async def __call__(self, repo: FhirRepository, before: Record | None, after: Record) -> None: ...
 
 
 def new_record_id(seed: str | None = None) -> str:
@@ -164,8 +173,15 @@ class KeyworkingRecords:
     async def put(self, record: R, *, if_match: int | None = None) -> Saved[R]:
         """Store this whole record (create or replace), applying the checks a whole-record write needs."""
         kind = type(record)
-        before = await self._existing(kind, record_id_of(record))
-        await self._check(record, before.record if before else None)
+        # The stored record's main resource and the person it names, in one read (one round trip, one hop).
+        person_id = getattr(record, "person_id", None) if kind is not Person else None
+        keys = [(MAIN_RESOURCE[kind], record_id_of(record))]
+        if isinstance(person_id, str):
+            keys.append(("Patient", person_id))
+        found = await self.repo.read_current(keys)
+        before = await self._snapshot(kind, found[0]) if found[0] is not None else None
+        person_known = found[1] is not None if len(found) > 1 else None
+        await self._check(record, before.record if before else None, person_known=person_known)
         return await self._write(record, before, if_match)
 
     async def change(self, kind: type[R], record_id: str, step: Callable[[R], R]) -> Saved[R]:
@@ -183,6 +199,11 @@ class KeyworkingRecords:
             stored_main = await self.repo.read(MAIN_RESOURCE[kind], record_id)
         except (NotFound, Gone):
             return None
+        return await self._snapshot(kind, stored_main)
+
+    async def _snapshot(self, kind: type[R], stored_main: StoredResource) -> _Snapshot[R]:
+        """The record whose main resource is ``stored_main``, read with the resources that belong to it."""
+        record_id = stored_main.res_id
         main = parse(stored_main)
         resources = [main, *await belonging_to(self.repo, kind, main)]
         try:
@@ -194,7 +215,8 @@ class KeyworkingRecords:
             ) from None
         return _Snapshot(record, resources, stored_main.version_id)
 
-    async def _check(self, record: Record, before: Record | None) -> None:
+    async def _check(self, record: Record, before: Record | None, *, person_known: bool | None = None) -> None:
+        """The checks a write needs; ``person_known`` is whether the named person exists, when already read."""
         if isinstance(record, Person):
             if before is None:
                 check_age(record, self.today())
@@ -207,7 +229,10 @@ class KeyworkingRecords:
                     issues=[GatewayIssue("conflict", "person_id differs from the stored record", ("person_id",))],
                 )
             if before is None:
-                await self._require_person(person_id, field="person_id")
+                if person_known is None:
+                    await self._require_person(person_id, field="person_id")
+                elif not person_known:
+                    raise _no_person(person_id, "person_id")
         if isinstance(record, KeyworkingCase):
             lifecycle.check_history(record)
             if isinstance(before, KeyworkingCase) and before.phase.value == "closed" and record != before:
@@ -220,12 +245,7 @@ class KeyworkingRecords:
 
     async def _require_person(self, person_id: str, *, field: str = "person_id") -> None:
         if await read_optional(self.repo, "Patient", person_id) is None:
-            raise UnprocessableRecord(
-                f"there is no person {person_id!r}",
-                issues=[
-                    GatewayIssue("invalid", f"there is no person {person_id!r}; create the person first", (field,))
-                ],
-            )
+            raise _no_person(person_id, field)
 
     async def _write(
         self, record: R, before: _Snapshot[R] | None, if_match: int | None, *, raced: bool = False
@@ -246,13 +266,17 @@ class KeyworkingRecords:
         batch = changed if if_match is not None else [main, *changed]
         for resource in batch:
             self.repo.check(resource, resource["resourceType"])  # update_many does not validate
-        if if_match is None and not stale and self.after_write is None:
+        hook = self.after_write
+        if hook is not None and not hook.concerns(before.record if before else None, record):
+            hook = None
+        if if_match is None and not stale and hook is None:
             # One batched write is already one transaction: no scope (and savepoint) around it.
             written = (await self.repo.update_many([(r, r["id"]) for r in batch]))[0]
             assert written.resource is not None
             return Saved(from_fhir(kind, resources), written.resource.version_id, created=before is None)
         try:
-            async with self.repo.transaction() as tx:
+            # Any failure below leaves the scope and rolls all of it back: no savepoint per interaction.
+            async with self.repo.transaction(savepoints=False) as tx:
                 if if_match is not None:  # the version guard needs the single-resource path
                     written = await tx.update(main["resourceType"], main["id"], main, if_match=if_match)
                 if batch:
@@ -261,8 +285,8 @@ class KeyworkingRecords:
                         written = results[0]
                 for res_type, res_id in stale:
                     await tx.delete(res_type, res_id)
-                if self.after_write is not None:
-                    await self.after_write(tx, before.record if before else None, record)
+                if hook is not None:
+                    await hook(tx, before.record if before else None, record)
         except PreconditionFailed:
             if not raced:
                 raise  # the client's If-Match was stale: 412
@@ -270,6 +294,13 @@ class KeyworkingRecords:
             raise Conflict(f"{what} changed while this request was handled; read it and try again") from None
         assert written.resource is not None
         return Saved(from_fhir(kind, resources), written.resource.version_id, created=before is None)
+
+
+def _no_person(person_id: str, field: str) -> UnprocessableRecord:
+    return UnprocessableRecord(
+        f"there is no person {person_id!r}",
+        issues=[GatewayIssue("invalid", f"there is no person {person_id!r}; create the person first", (field,))],
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,22 +63,35 @@ class RegisterRules:
     def __init__(self, config: RulesConfig = DEFAULT_RULES) -> None:
         self.config = config
 
+    def concerns(self, before: Record | None, after: Record) -> bool:
+        """Whether the write can raise or close a rule Task: a new rating decision, a case's new phase history, a
+        meeting newly finished, a new contact on a case. Every other write skips the rules (and their reads)."""
+        if isinstance(after, RegisterEntry):
+            return len(after.ratings) > (len(before.ratings) if isinstance(before, RegisterEntry) else 0)
+        if isinstance(after, KeyworkingCase):
+            return not isinstance(before, KeyworkingCase) or before.history != after.history
+        if isinstance(after, ReviewMeeting):
+            was_held = isinstance(before, ReviewMeeting) and before.status is MeetingStatus.FINISHED
+            return after.status is MeetingStatus.FINISHED and not was_held
+        if isinstance(after, Contact):
+            return before is None and after.case_id is not None
+        return False
+
     async def __call__(self, repo: FhirRepository, before: Record | None, after: Record) -> None:
+        if not self.concerns(before, after):
+            return
         if isinstance(after, RegisterEntry):
             await self._register_entry(repo, before if isinstance(before, RegisterEntry) else None, after)
         elif isinstance(after, KeyworkingCase):
-            if before is None or not isinstance(before, KeyworkingCase) or before.history != after.history:
-                known, stored = await _rule_tasks(repo, after.person_id)
-                event = CaseMoved(before if isinstance(before, KeyworkingCase) else None, after, _now(), known)
-                await _write(repo, on_case_moved(event, self.config), stored)
+            known, stored = await _rule_tasks(repo, after.person_id)
+            event = CaseMoved(before if isinstance(before, KeyworkingCase) else None, after, _now(), known)
+            await _write(repo, on_case_moved(event, self.config), stored)
         elif isinstance(after, ReviewMeeting):
-            was_held = isinstance(before, ReviewMeeting) and before.status is MeetingStatus.FINISHED
-            if after.status is MeetingStatus.FINISHED and not was_held:
-                known, stored = await _rule_tasks(repo, after.person_id)
-                held = ReviewHeld.from_meeting(after, tasks=known, still_inpatient=await _inpatient(repo, after))
-                if held is not None:
-                    await _write(repo, on_review_held(held, self.config), stored)
-        elif isinstance(after, Contact) and before is None and after.case_id is not None:
+            known, stored = await _rule_tasks(repo, after.person_id)
+            held = ReviewHeld.from_meeting(after, tasks=known, still_inpatient=await _inpatient(repo, after))
+            if held is not None:
+                await _write(repo, on_review_held(held, self.config), stored)
+        elif isinstance(after, Contact) and after.case_id is not None:
             case = await _case(repo, after.case_id)
             if case is not None and case.phase is KeyworkingPhase.MONITORING:  # only monitoring keeps a cadence
                 known, stored = await _rule_tasks(repo, after.person_id)

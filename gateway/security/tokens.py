@@ -9,6 +9,7 @@ too). ``alg: none`` and HMAC algorithms are refused. The access token is a JWT t
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Sequence
@@ -98,12 +99,19 @@ async def verify_assertion(engine: AsyncEngine, assertion: str, token_url: str |
     return client
 
 
+def assertion_key(client_id: str, jti: str) -> str:
+    """The key under which a used assertion is remembered: its ``jti`` is unique per issuing client (RFC 7523), so
+    one client's identifiers never block another's. A digest, so any jti fits the column."""
+    return hashlib.sha256(f"{client_id}\x00{jti}".encode()).hexdigest()
+
+
 async def _use_once(engine: AsyncEngine, jti: str, client_id: str, expires: int) -> None:
+    key = assertion_key(client_id, jti)
     conn = await begin_write(engine)
     try:
         async with conn.begin():
             await conn.execute(delete(used_assertion).where(used_assertion.c.expires_at < int(time.time()) - 60))
-            await conn.execute(insert(used_assertion).values(jti=jti, client_id=client_id, expires_at=expires))
+            await conn.execute(insert(used_assertion).values(jti=key, client_id=client_id, expires_at=expires))
     except IntegrityError:
         raise TokenError("invalid_client", "this client assertion (jti) was already used", 401) from None
     finally:

@@ -333,14 +333,23 @@ def _arrays(rows: list[dict[str, Any]], columns: Sequence[str] = ()) -> dict[str
 # -- drivers ----------------------------------------------------------------------------------------------------
 
 
-async def run(conn: AsyncConnection, plan: Plan[T]) -> T:
-    """Drive ``plan`` inside ``conn``'s transaction, under a savepoint (a failed plan leaves no partial rows)."""
+async def run(conn: AsyncConnection, plan: Plan[T], *, savepoint: bool = True) -> T:
+    """Drive ``plan`` inside ``conn``'s transaction, under a savepoint (a failed plan leaves no partial rows).
+
+    ``savepoint=False``: the caller rolls the whole transaction back when the plan fails (no savepoint's round
+    trips on PostgreSQL)."""
     raw = await conn.get_raw_connection()
     if conn.dialect.name == "sqlite":
         aio: Any = raw.driver_connection  # aiosqlite.Connection
-        result: T = await aio._execute(_savepoint_on_sqlite, aio._conn, plan)  # noqa: SLF001 - one hop for the plan
+        on_thread = _savepoint_on_sqlite if savepoint else _run_on_sqlite
+        result: T = await aio._execute(on_thread, aio._conn, plan)  # noqa: SLF001 - one hop for the plan
         return result
     if conn.dialect.name == "postgresql":
+        if not savepoint:
+            adapted: Any = raw.dbapi_connection
+            if adapted._transaction is None:  # noqa: SLF001 - SQLAlchemy's adapter begins lazily: begin it now
+                await adapted._start_transaction()  # noqa: SLF001
+            return await _run_on_asyncpg(raw.driver_connection, plan)
         async with conn.begin_nested():  # also begins the transaction, which SQLAlchemy's adapter does lazily
             return await _run_on_asyncpg(raw.driver_connection, plan)
     raise NotImplementedError(f"no bulk driver for {conn.dialect.name}")

@@ -20,7 +20,7 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(settings: Settings, revision: str = "head", *, url: str | None = None) -> None:
+def upgrade(settings: Settings, revision: str = "heads", *, url: str | None = None) -> None:
     """Bring the database to ``revision``. Safe to run repeatedly. Runs in its own event loop/thread."""
     cfg = alembic_config(url or settings.resolved_database_url)
     try:

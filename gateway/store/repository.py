@@ -37,7 +37,7 @@ from gateway.store.models import (
 )
 from gateway.store.records import HistoryPage, Outcome, StoredResource, WriteResult
 from gateway.store.search import SearchResult, execute_search, find_matches
-from gateway.store.statements import fetch_one
+from gateway.store.statements import fetch, fetch_one
 from gateway.store.timeutil import now_us, to_instant
 
 T = TypeVar("T")
@@ -66,6 +66,8 @@ class FhirRepository(Protocol):
     def check(self, body: dict[str, Any], res_type: str) -> None: ...
 
     async def read(self, res_type: str, res_id: str) -> StoredResource: ...
+
+    async def read_current(self, keys: Sequence[tuple[str, str]]) -> list[StoredResource | None]: ...
 
     async def vread(self, res_type: str, res_id: str, version_id: int) -> StoredResource: ...
 
@@ -100,7 +102,7 @@ class FhirRepository(Protocol):
         self, res_type: str, params: Sequence[tuple[str, str]], *, strict: bool = True
     ) -> SearchResult: ...
 
-    def transaction(self) -> Any: ...
+    def transaction(self, *, savepoints: bool = True) -> Any: ...
 
 
 def _fail(problems: Sequence[Issue], res_type: str) -> InvalidResource:
@@ -109,6 +111,7 @@ def _fail(problems: Sequence[Issue], res_type: str) -> InvalidResource:
 
 #: Reads are the hot path: fixed statements run by :mod:`gateway.store.statements` (asyncpg directly on PostgreSQL).
 _READ_CURRENT = "SELECT version_id, last_updated, content FROM resource WHERE res_type = :res_type AND res_id = :res_id"
+_READ_SOME = "SELECT res_type, res_id, version_id, last_updated, content FROM resource"
 _READ_VERSION = (
     "SELECT last_updated, content, method FROM resource_version"
     " WHERE res_type = :res_type AND res_id = :res_id AND version_id = :version_id"
@@ -126,13 +129,19 @@ class SqlFhirRepository:
         conn: AsyncConnection | None = None,
         default_count: int = 20,
         max_count: int = 500,
+        read_engine: AsyncEngine | None = None,
+        savepoints: bool = True,
     ) -> None:
         self.engine = engine
+        # Whether each interaction inside this repository's transaction scope runs under a savepoint (see
+        # :meth:`transaction`).
+        self._savepoints = savepoints
         # PostgreSQL reads outside a transaction scope run in autocommit: no BEGIN/ROLLBACK round trips for a
         # single SELECT (each statement sees committed data, as READ COMMITTED would). SQLite keeps its BEGIN.
-        self._read_engine = (
-            engine.execution_options(isolation_level="AUTOCOMMIT") if engine.dialect.name == "postgresql" else engine
-        )
+        # A transaction scope's repository is given its parent's (making an option engine costs ~0.1 ms).
+        if read_engine is None and engine.dialect.name == "postgresql":
+            read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._read_engine = read_engine or engine
         self.validator = validator
         self._conn = conn
         self.default_count = default_count
@@ -148,6 +157,9 @@ class SqlFhirRepository:
     @asynccontextmanager
     async def _writing(self) -> AsyncIterator[AsyncConnection]:
         if self._conn is not None:
+            if not self._savepoints:  # the scope fails as a whole (see transaction)
+                yield self._conn
+                return
             # Inside a transaction scope: a savepoint, so a failed interaction leaves no partial rows.
             async with self._conn.begin_nested():
                 yield self._conn
@@ -169,8 +181,14 @@ class SqlFhirRepository:
             yield conn
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SqlFhirRepository]:
-        """All interactions on the yielded repository commit together, or none do."""
+    async def transaction(self, *, savepoints: bool = True) -> AsyncIterator[SqlFhirRepository]:
+        """All interactions on the yielded repository commit together, or none do.
+
+        Each interaction runs under a savepoint, so one that fails leaves no partial rows and the caller may go
+        on. ``savepoints=False`` is for callers that never go on after a failed interaction: any error leaves
+        the scope and rolls everything back, and the savepoints' round trips (four per interaction on
+        PostgreSQL) are saved. A scope inside a scope always takes a savepoint of its own.
+        """
         if self._conn is not None:
             async with self._conn.begin_nested():
                 yield self
@@ -182,6 +200,8 @@ class SqlFhirRepository:
                 conn=conn,
                 default_count=self.default_count,
                 max_count=self.max_count,
+                read_engine=self._read_engine,
+                savepoints=savepoints,
             )
 
     # -- reads ------------------------------------------------------------------------------------------------
@@ -198,6 +218,26 @@ class SqlFhirRepository:
                 headers={"ETag": f'W/"{version_id}"'},
             )
         return StoredResource(res_type, res_id, version_id, last_updated, content)
+
+    async def read_current(self, keys: Sequence[tuple[str, str]]) -> list[StoredResource | None]:
+        """The current version of each (type, id), in order, in one statement: None for one never written or
+        deleted (several reads for the price of one round trip; a write reads its record and its person so)."""
+        if not keys:
+            return []
+        binds: dict[str, Any] = {}
+        wanted = []
+        for n, (res_type, res_id) in enumerate(dict.fromkeys(keys)):
+            binds[f"t{n}"], binds[f"i{n}"] = res_type, res_id
+            wanted.append(f"(res_type = :t{n} AND res_id = :i{n})")
+        sql = f"{_READ_SOME} WHERE {' OR '.join(wanted)}"
+        async with self._reading() as conn:
+            rows = await fetch(conn, sql, binds)
+        found = {
+            (res_type, res_id): StoredResource(res_type, res_id, version_id, last_updated, content)
+            for res_type, res_id, version_id, last_updated, content in rows
+            if content is not None
+        }
+        return [found.get(key) for key in keys]
 
     async def vread(self, res_type: str, res_id: str, version_id: int) -> StoredResource:
         async with self._reading() as conn:
@@ -344,7 +384,7 @@ class SqlFhirRepository:
     async def _run_plan(self, plan: Callable[[str], bulk.Plan[T]]) -> T:
         """A batched write: inside the bound transaction (under a savepoint), or alone in one of its own."""
         if self._conn is not None:
-            return await bulk.run(self._conn, plan(self._conn.dialect.name))
+            return await bulk.run(self._conn, plan(self._conn.dialect.name), savepoint=self._savepoints)
         async with self.engine.connect() as conn, write_turn(self.engine):
             return await bulk.run_alone(conn, plan(conn.dialect.name))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -63,6 +64,7 @@ def worker(
     from gateway.sync.worker import create_celery
 
     settings = load_settings()
+    _log_as_the_gateway(settings, loglevel)
     destinations = checked_destinations(settings)
     _check_secrets(destinations)
     _warn_unreachable(destinations)
@@ -86,6 +88,20 @@ def worker(
     finally:
         if relay_child is not None:
             _stop(relay_child)
+
+
+def _log_as_the_gateway(settings: Settings, celery_level: str) -> None:
+    """The worker's and beat's log lines are the gateway's (KWG_LOG_LEVEL, JSON when KWG_LOG_JSON, request ids,
+    NHS numbers masked); Celery's own logger keeps the level given on the command line."""
+    from celery import signals
+
+    from gateway.logs import configure_logging
+
+    def set_up(**_: object) -> None:
+        configure_logging(settings)
+        logging.getLogger("celery").setLevel(celery_level.upper())
+
+    signals.setup_logging.connect(set_up, weak=False, dispatch_uid="kwg-logging")
 
 
 def _warn_unreachable(destinations: tuple[Destination, ...]) -> None:
@@ -115,6 +131,7 @@ def beat(loglevel: str = typer.Option("INFO", help="Celery log level")) -> None:
     from gateway.sync.worker import create_celery
 
     settings = load_settings()
+    _log_as_the_gateway(settings, loglevel)
     settings.home.mkdir(parents=True, exist_ok=True)
     create_celery(settings).start(["beat", f"--loglevel={loglevel}", f"--schedule={settings.home / 'beat-schedule'}"])
 
@@ -122,6 +139,7 @@ def beat(loglevel: str = typer.Option("INFO", help="Celery log level")) -> None:
 def relay(parent: Annotated[int | None, typer.Option(hidden=True)] = None) -> None:
     """Relay the outbox: turn committed changes into deliveries and queue them (safe to run on several hosts)."""
     from gateway.store.db import create_engine
+    from gateway.sync.directory import Directory
     from gateway.sync.relay import run_relay
     from gateway.sync.worker import create_celery, nudge
 
@@ -143,6 +161,7 @@ def relay(parent: Annotated[int | None, typer.Option(hidden=True)] = None) -> No
                 lambda lanes: nudge(app, lanes),
                 interval=settings.relay_interval,
                 stop=stop,
+                source=Directory(engine, settings, destinations).relay_source(),  # API destinations, Subscriptions
             )
         finally:
             if watcher is not None:
@@ -308,3 +327,10 @@ def check_destinations() -> None:
     if not destinations:
         typer.echo("no destinations configured (KWG_DESTINATIONS_FILE)")
     raise typer.Exit(1 if failures else 0)
+
+
+def _register_destination_commands() -> None:
+    from gateway.sync import destinations_cli  # noqa: F401  (kwg destinations list|add|remove)
+
+
+_register_destination_commands()

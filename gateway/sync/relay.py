@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -30,6 +31,12 @@ log = logging.getLogger(__name__)
 
 #: Advisory lock key of the relay on PostgreSQL ("kwgrelay" in ASCII, as a 64-bit integer).
 RELAY_LOCK_KEY = 0x6B7767_72656C6179 & 0x7FFFFFFFFFFFFFFF
+
+#: Decides, for the destinations it knows (FHIR Subscriptions), which outbox events (ids) they get: name → ids.
+#: Destinations it does not name follow their sharing profile alone.
+Matcher = Callable[[Sequence[Any]], Awaitable[dict[str, set[int]]]]
+#: Where the destinations come from each cycle, with their matcher (gateway.sync.directory).
+DestinationSource = Callable[[], Awaitable[tuple[Sequence[Destination], Matcher | None]]]
 
 
 @dataclass(slots=True)
@@ -51,9 +58,11 @@ async def _take_relay_lock(conn: AsyncConnection) -> bool:
     return bool((await conn.execute(text(f"SELECT pg_try_advisory_xact_lock({RELAY_LOCK_KEY})"))).scalar())
 
 
-def _insert_ignoring_duplicates(conn: AsyncConnection, rows: list[dict[str, object]]) -> object:
+def _insert_ignoring_duplicates(conn: AsyncConnection) -> object:
+    """One INSERT of a delivery row that skips a row already there; executed with many rows (executemany), its SQL
+    is compiled once and cached, where a multi-row VALUES statement would be compiled anew for every batch."""
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    return dialect_insert(delivery).values(rows).on_conflict_do_nothing(index_elements=["destination", "outbox_id"])
+    return dialect_insert(delivery).on_conflict_do_nothing(index_elements=["destination", "outbox_id"])
 
 
 async def consent_withdrawn(conn: AsyncConnection, patient_ids: set[str]) -> set[str]:
@@ -81,7 +90,9 @@ async def consent_withdrawn(conn: AsyncConnection, patient_ids: set[str]) -> set
     return {p for p, codes in statuses.items() if "active" not in codes}
 
 
-async def relay_once(engine: AsyncEngine, destinations: Sequence[Destination], *, batch: int = 500) -> RelayReport:
+async def relay_once(
+    engine: AsyncEngine, destinations: Sequence[Destination], *, batch: int = 500, matcher: Matcher | None = None
+) -> RelayReport:
     """Relay up to ``batch`` unrelayed outbox events; an empty report when there are none (or another relay runs)."""
     report = RelayReport()
     active = [d for d in destinations if d.enabled]
@@ -109,10 +120,14 @@ async def relay_once(engine: AsyncEngine, destinations: Sequence[Destination], *
                 return report
             now = now_us()
             withheld = await consent_withdrawn(conn, {e.patient_id for e in events if e.patient_id})
+            matched = await matcher(events) if matcher is not None else {}
             rows: list[dict[str, object]] = []
             for event in events:
                 for dest in active:
-                    if not sharing.allows(dest.recipient, event.res_type, dest.resource_types):
+                    if dest.name in matched:
+                        if event.id not in matched[dest.name]:
+                            continue
+                    elif not sharing.allows(dest.recipient, event.res_type, dest.resource_types):
                         continue
                     lane = lane_of(event.patient_id, event.res_type, event.res_id, dest.lanes)
                     rows.append(
@@ -135,8 +150,8 @@ async def relay_once(engine: AsyncEngine, destinations: Sequence[Destination], *
                     )
                     if event.patient_id not in withheld:
                         report.lanes.add((dest.name, lane))
-            for start in range(0, len(rows), 500):
-                await conn.execute(_insert_ignoring_duplicates(conn, rows[start : start + 500]))  # type: ignore[call-overload]
+            if rows:
+                await conn.execute(_insert_ignoring_duplicates(conn), rows)  # type: ignore[call-overload]
             ids = [e.id for e in events]
             await conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(relayed_at=now))
             report.events, report.deliveries = len(events), len(rows)
@@ -152,14 +167,18 @@ async def run_relay(
     *,
     interval: float,
     stop: asyncio.Event,
+    source: DestinationSource | None = None,
 ) -> None:
     """Relay until ``stop`` is set: at once while there is a backlog, every ``interval`` seconds when idle.
 
-    A database error is logged and retried after ``interval`` (the outbox keeps everything meanwhile).
+    With ``source``, the destinations (and the Subscriptions' matcher) are asked for each cycle, so destinations
+    made through the API and Subscriptions are seen without a restart. A database error is logged and retried
+    after ``interval`` (the outbox keeps everything meanwhile).
     """
     while not stop.is_set():
         try:
-            report = await relay_once(engine, destinations)
+            current, matcher = (destinations, None) if source is None else await source()
+            report = await relay_once(engine, current, matcher=matcher)
         except Exception as exc:  # the relay must outlive a database restart; it retries
             log.warning("relay failed (%s); retrying", type(exc).__name__)
             report = RelayReport()

@@ -31,12 +31,14 @@ from connectors.registry import build_push_connector
 from gateway.hl7v2.alerts import AlertSettings
 from gateway.register.apply import RegisterRules
 from gateway.register.config import DEFAULT_RULES, load_rules
+from gateway.request_ids import carry_into_celery
 from gateway.settings import Settings, load_settings
 from gateway.store.db import create_engine
 from gateway.store.repository import SqlFhirRepository
-from gateway.sync import deliveries
+from gateway.sync import deliveries, destination_store, subscriptions
 from gateway.sync.deliver import DrainReport, drain_lane
 from gateway.sync.destinations import Destination, load_destinations
+from gateway.sync.directory import Directory, Snapshot
 from gateway.sync.pull import PullReport, pull
 from gateway.sync.readback import read_back_recommendations
 from gateway.validation import validate_resource
@@ -49,6 +51,7 @@ SWEEP = "kwg.sweep"
 SWEEP_OVERDUE = "kwg.sweep_overdue"
 PULL = "kwg.pull"
 PROCESS_HL7 = "kwg.process_hl7"
+BULK_EXPORT = "kwg.bulk_export"
 HL7_LANE = ("hl7-inbox", 0)
 
 
@@ -72,6 +75,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
     """The Celery app with the sync engine's tasks registered."""
     settings = settings or load_settings()
     app = Celery("kwg", broker=settings.resolved_broker_url, set_as_current=False)
+    carry_into_celery()  # a task started while a request is handled logs that request's id
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -127,6 +131,12 @@ def create_celery(settings: Settings | None = None) -> Celery:
         flagged, cleared = rt.run(sweep_overdue_tasks(SqlFhirRepository(rt.engine), datetime.now(UTC).date()))
         log.info("overdue sweep: %d Task(s) flagged, %d cleared", flagged, cleared)
 
+    @app.task(name=BULK_EXPORT)  # type: ignore[untyped-decorator]
+    def bulk_export(job_id: str) -> None:
+        from gateway.export.run import run_job
+
+        log.info("bulk export %s: %s", job_id, run_job(settings, job_id))
+
     return app
 
 
@@ -161,8 +171,9 @@ class Runtime:
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
     pid: int = field(default_factory=os.getpid)
     _engine: AsyncEngine | None = None
-    _destinations: dict[str, Destination] | None = None
+    _directory: Directory | None = None
     _connectors: dict[str, PushConnector] = field(default_factory=dict)
+    _built_for: dict[str, Destination] = field(default_factory=dict)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coro)
@@ -174,26 +185,39 @@ class Runtime:
         return self._engine
 
     @property
+    def directory(self) -> Directory:
+        if self._directory is None:
+            self._directory = Directory(self.engine, self.settings, load_destinations(self.settings.destinations_file))
+        return self._directory
+
+    def snapshot(self) -> Snapshot:
+        """The destinations now: the file's, the API's and live Subscriptions (re-read when they changed)."""
+        return self.run(self.directory.current())
+
+    @property
     def destinations(self) -> dict[str, Destination]:
-        if self._destinations is None:
-            self._destinations = {d.name: d for d in load_destinations(self.settings.destinations_file)}
-        return self._destinations
+        return self.snapshot().destinations
 
     def connector(self, destination: Destination) -> PushConnector:
-        if destination.name not in self._connectors:
+        if self._built_for.get(destination.name) != destination:  # new, or changed through the API
+            old = self._connectors.pop(destination.name, None)
+            if old is not None:
+                self.run(old.aclose())
             self._connectors[destination.name] = build_push_connector(
                 destination.connector, destination.connector_settings()
             )
+            self._built_for[destination.name] = destination
         return self._connectors[destination.name]
 
     def deliver(self, name: str, lane: int) -> DrainReport | None:
-        destination = self.destinations.get(name)
+        snapshot = self.snapshot()
+        destination = snapshot.destinations.get(name)
         if destination is None:
-            log.error("deliveries for unknown destination %s (lane %d) wait until it is configured again", name, lane)
+            self._undeliverable(snapshot, name, lane)
             return None
         repo = SqlFhirRepository(self.engine)
         owner = f"{socket.gethostname()}:{os.getpid()}"
-        return self.run(
+        report = self.run(
             drain_lane(
                 self.engine,
                 repo,
@@ -204,6 +228,24 @@ class Runtime:
                 lease_seconds=self.settings.lane_lease_seconds,
             )
         )
+        target = snapshot.subscriptions.get(name)
+        if target is not None:
+            error_after = self.settings.subscription_error_after_attempts
+            self.run(subscriptions.after_drain(self.engine, repo, target, report, error_after))
+        return report
+
+    def _undeliverable(self, snapshot: Snapshot, name: str, lane: int) -> None:
+        """Deliveries for a destination that is gone: dead letters when it was removed through the API or is a
+        Subscription turned off or deleted; otherwise they wait until it is configured again."""
+        if name in snapshot.removed:
+            reason = destination_store.REMOVED
+        elif name.startswith(destination_store.SUBSCRIPTION_PREFIX):
+            reason = "subscription off or deleted"
+        else:
+            log.error("deliveries for unknown destination %s (lane %d) wait until it is configured again", name, lane)
+            return
+        dead = self.run(destination_store.dead_letter_lane(self.engine, name, lane, reason))
+        log.info("destination %s lane %d: %d pending delivery(ies) dead-lettered (%s)", name, lane, dead, reason)
 
     def pull(self, name: str) -> PullReport | None:
         destination = self.destinations.get(name)

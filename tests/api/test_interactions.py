@@ -188,7 +188,9 @@ async def test_capability_statement_matches_the_routes(client: httpx.AsyncClient
     interactions = {i["code"] for i in statement["rest"][0]["interaction"]}
     assert {"transaction", "batch", "history-system"} <= interactions
     patient_ops = {op["name"] for op in resources["Patient"]["operation"]}
-    assert patient_ops == {"validate", "everything"}
+    assert patient_ops == {"validate", "everything", "export"}
+    assert {op["name"] for op in resources["Group"]["operation"]} == {"validate", "export"}
+    assert {op["name"] for op in statement["rest"][0]["operation"]} == {"export"}
     assert {op["name"] for op in resources["Encounter"]["operation"]} == {"validate"}
     checked = await client.post("/fhir/Patient/$validate", json={"resourceType": "Patient", "birthDate": "bad"})
     assert checked.status_code == 200 and checked.json()["resourceType"] == "OperationOutcome"

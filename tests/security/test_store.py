@@ -41,3 +41,23 @@ async def test_an_assertion_is_used_once_on_each_database(db_url: str, tmp_path:
             await verify_assertion(engine, fresh, TOKEN_URL)
     finally:
         await engine.dispose()
+
+
+async def test_a_jti_is_unique_per_client_not_across_clients(db_url: str, tmp_path: Path) -> None:
+    """RFC 7523: the jti is unique per issuer, so one client's identifier never blocks another client's use of it;
+    each client still uses it only once."""
+    engine = create_engine(Settings(home=tmp_path, database_url=db_url, auth="off"))  # type: ignore[arg-type]
+    jwks = {"keys": [jwk_of(TRUST_KEY.public_key(), "k1")]}
+    shared_jti = f"jti-{uuid.uuid4().hex}"
+    try:
+        for n in range(2):
+            client_id = f"c{n}-{uuid.uuid4().hex[:12]}"
+            await add_client(engine, ApiClient(client_id, "Client", "RX4", "nhs-provider", "system/*.rs", jwks, False))
+            assertion = client_assertion(
+                TRUST_KEY, client_id=client_id, token_url=TOKEN_URL, kid="k1", extra={"jti": shared_jti}
+            )
+            assert (await verify_assertion(engine, assertion, TOKEN_URL)).client_id == client_id
+            with pytest.raises(TokenError, match="already used"):
+                await verify_assertion(engine, assertion, TOKEN_URL)
+    finally:
+        await engine.dispose()

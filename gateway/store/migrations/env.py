@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 import gateway.security.tables  # noqa: F401  (registers the API client tables on the metadata)
 import gateway.store.hl7_tables  # noqa: F401  (registers the HL7 inbox tables on the metadata)
 import gateway.store.idempotency  # noqa: F401  (registers the idempotency table on the metadata)
+import gateway.sync.managed_tables  # noqa: F401  (registers the API destination and Subscription owner tables)
 import gateway.sync.tables  # noqa: F401  (registers the sync engine tables on the metadata)
 from gateway.settings import load_settings
 from gateway.store.db import create_engine
