@@ -30,7 +30,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
+import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -92,7 +94,8 @@ async def wait_delivered(engine: AsyncEngine, expected: int, timeout: float) -> 
 
 
 async def naive(destination: str, repo: SqlFhirRepository, items: list[dict[str, Any]]) -> float:
-    """The naive sender: for each change, read the resource and PUT it, one request each, in order: resources/s."""
+    """The naive sender: for each change, read the resource and PUT it, one request each, in order: resources/s.
+    It uses httpx, the HTTP client the connectors use (see :func:`naive_aiohttp` for a cheaper client)."""
     async with httpx.AsyncClient(timeout=30) as client:
         started = time.perf_counter()
         for r in items:
@@ -106,25 +109,45 @@ async def naive(destination: str, repo: SqlFhirRepository, items: list[dict[str,
         return len(items) / (time.perf_counter() - started)
 
 
+async def naive_aiohttp(destination: str, repo: SqlFhirRepository, items: list[dict[str, Any]]) -> float:
+    """The same naive sender with aiohttp, whose requests cost less CPU than httpx's: the stricter baseline."""
+    headers = {"Content-Type": "application/fhir+json"}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        started = time.perf_counter()
+        for r in items:
+            stored = await repo.read(r["resourceType"], r["id"])
+            url = f"{destination}/fhir/{r['resourceType']}/{r['id']}"
+            async with session.put(url, data=stored.content, headers=headers) as response:
+                await response.read()
+                response.raise_for_status()
+        return len(items) / (time.perf_counter() - started)
+
+
 async def paced_writes(api: str, rate: int, seconds: float) -> int:
-    """PUT Patients through the API at ``rate`` per second for ``seconds``; returns how many were written."""
+    """PUT Patients through the API at ``rate`` per second for ``seconds``; returns how many were written.
+
+    The client is aiohttp, not httpx: on a two-core machine the load generator competes with the gateway for CPU,
+    and aiohttp costs about a third of what httpx does per request."""
     written = 0
     interval = 1 / rate
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=32)) as client:
+    headers = {"Content-Type": "application/fhir+json"}
+    connector = aiohttp.TCPConnector(limit=32)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+
+        async def put(pid: str, body: bytes) -> None:
+            async with session.put(f"{api}/Patient/{pid}", data=body, headers=headers) as response:
+                await response.read()
+                response.raise_for_status()
+
         started = time.perf_counter()
-        pending: set[asyncio.Task[httpx.Response]] = set()
+        pending: list[asyncio.Task[None]] = []
         while (now := time.perf_counter() - started) < seconds:
             pid = f"lag-{written}"
-            body = {"resourceType": "Patient", "id": pid, "name": [{"family": "Lag"}]}
-            task = asyncio.create_task(
-                client.put(f"{api}/Patient/{pid}", json=body, headers={"Content-Type": "application/fhir+json"})
-            )
-            pending.add(task)
-            task.add_done_callback(pending.discard)
+            body = orjson.dumps({"resourceType": "Patient", "id": pid, "name": [{"family": "Lag"}]})
+            pending.append(asyncio.create_task(put(pid, body)))
             written += 1
             await asyncio.sleep(max(0.0, written * interval - now))
-        for response in await asyncio.gather(*pending):
-            response.raise_for_status()
+        await asyncio.gather(*pending)
     return written
 
 
@@ -144,6 +167,28 @@ async def lags(engine: AsyncEngine) -> tuple[list[float], list[float]]:
             )
         ).all()
     return [r[0] / 1e6 for r in rows], [r[1] / 1e6 for r in rows]
+
+
+def group_cpu(pgid: int) -> float:
+    """CPU seconds (user + system) of the live processes in process group ``pgid`` (Linux /proc)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ..., utime (11), stime (12)
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu() -> float:
+    """CPU seconds the whole machine has spent busy (all cores), from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -206,15 +251,28 @@ async def run(args: argparse.Namespace, url: str, home: Path) -> None:
         await wait_delivered(engine, len(warm), timeout=120)
         # 1. throughput: from the first commit of 10,000 changes to the last delivery.
         items = resources(args.resources, "sync")
+        names = ["destination", "worker (and its relay)", "beat"]
+        cpu_before = [group_cpu(p.pid) for p in procs] + [time.process_time(), machine_cpu()]
         started = time.perf_counter()
         for i in range(0, len(items), 1000):
             await repo.create_many([(r, r["id"]) for r in items[i : i + 1000]])
         seconds = time.perf_counter() - started + await wait_delivered(engine, len(warm) + len(items), timeout=600)
         sync_rate = len(items) / seconds
+        cpu_after = [group_cpu(p.pid) for p in procs] + [time.process_time(), machine_cpu()]
+        cpu_used = dict(
+            zip(
+                [*names, "this process (commits)", "whole machine"],
+                map(float.__sub__, cpu_after, cpu_before),
+                strict=True,
+            )
+        )
         # 2. the naive sender, same resources, same destination.
         if args.destination == "fake":
             httpx.post(f"{destination}/_reset")
         naive_rate = await naive(destination, repo, items[: min(len(items), args.naive)])
+        if args.destination == "fake":
+            httpx.post(f"{destination}/_reset")
+        naive_lean_rate = await naive_aiohttp(destination, repo, items[: min(len(items), args.naive)])
         # 3. lag under 200 writes/s through the API.
         procs.append(
             start(
@@ -222,7 +280,10 @@ async def run(args: argparse.Namespace, url: str, home: Path) -> None:
             )
         )
         wait_http(f"http://127.0.0.1:{api_port}/health/ready", timeout=60)
+        lag_before = [group_cpu(procs[-1].pid), time.process_time(), machine_cpu(), time.perf_counter()]
         written = await paced_writes(f"http://127.0.0.1:{api_port}/fhir", args.rate, args.lag_seconds)
+        lag_after = [group_cpu(procs[-1].pid), time.process_time(), machine_cpu(), time.perf_counter()]
+        api_cpu, client_cpu, lag_machine, lag_wall = map(float.__sub__, lag_after, lag_before)
         await wait_delivered(engine, len(warm) + len(items) + written, timeout=120)
         relayed, arrived = await lags(engine)
     finally:
@@ -232,10 +293,18 @@ async def run(args: argparse.Namespace, url: str, home: Path) -> None:
     print(f"{'measure':44} {'figure':>12} {'target':>12}")
     print("-" * 70)
     print(f"{'sync throughput, 2 worker processes':44} {sync_rate:>10,.0f}/s {'>= 1,000/s':>12}")
+    for name, used in cpu_used.items():
+        print(f"{'  CPU ms per 1,000 resources, ' + name:44} {used * 1e6 / len(items):>10,.0f}")
+    print(f"{'  machine busy during the throughput run':44} {cpu_used['whole machine'] / seconds:>9.2f} cores")
     print(f"{'naive sender (one request per resource)':44} {naive_rate:>10,.0f}/s {'':>12}")
     print(f"{'ratio to the naive sender':44} {sync_rate / naive_rate:>11.1f}× {'>= 5×':>12}")
+    print(f"{'naive sender, aiohttp client':44} {naive_lean_rate:>10,.0f}/s {'':>12}")
+    print(f"{'ratio to the naive aiohttp sender':44} {sync_rate / naive_lean_rate:>11.1f}× {'':>12}")
     api_rate = written / args.lag_seconds
     print(f"{'writes through the API during the lag test':44} {api_rate:>10,.0f}/s {'200/s':>12}")
+    print(f"{'  CPU ms per API write, kwg serve (2 workers)':44} {api_cpu * 1000 / written:>10.1f}")
+    print(f"{'  CPU ms per API write, the paced client':44} {client_cpu * 1000 / written:>10.1f}")
+    print(f"{'  machine busy during the lag test':44} {lag_machine / lag_wall:>9.2f} cores")
     relay = f"{percentile(relayed, 50):.2f}/{percentile(relayed, 99):.2f} s"
     print(f"{'relay lag p50 / p99 (commit → relayed)':44} {relay:>12} {'p99 <= 1 s':>12}")
     e2e = f"{percentile(arrived, 50):>5.2f}/{percentile(arrived, 99):.2f} s"
