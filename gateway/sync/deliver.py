@@ -69,6 +69,7 @@ async def drain_lane(
     if not await deliveries.claim_lane(engine, destination.name, lane, owner, lease_seconds):
         report.lease_taken = False
         return report
+    claimed = time.monotonic()
     try:
         for _ in range(max_batches):
             batch, wait_us = await deliveries.due_in_lane(engine, destination.name, lane, destination.batch_size)
@@ -76,7 +77,9 @@ async def drain_lane(
                 if wait_us:
                     report.retry_in = wait_us / 1_000_000
                 break
-            await deliveries.claim_lane(engine, destination.name, lane, owner, lease_seconds)  # extend
+            if time.monotonic() - claimed > lease_seconds / 4:  # extend while three quarters of the lease remain
+                await deliveries.claim_lane(engine, destination.name, lane, owner, lease_seconds)
+                claimed = time.monotonic()
             await _send(engine, repo, destination, connector, batch, report)
             if report.retry_in is not None:
                 break

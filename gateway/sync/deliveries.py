@@ -7,7 +7,8 @@ again (destinations receive idempotent updates, so a repeat changes nothing).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import Row, and_, func, insert, or_, select, tuple_, update
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.store.db import begin_write
 from gateway.store.models import resource_version
 from gateway.store.timeutil import now_us
+from gateway.sync.lists import id_in, versions_query
 from gateway.sync.tables import delivery, delivery_attempt, delivery_lane
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
@@ -50,51 +52,60 @@ async def _write(engine: AsyncEngine) -> AsyncConnection:
     return await begin_write(engine)
 
 
+@asynccontextmanager
+async def _one_statement(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for one writing statement, which is atomic on its own: on PostgreSQL in autocommit (one round
+    trip, no BEGIN and COMMIT around it), on SQLite in a write transaction (its single writer's turn)."""
+    if engine.dialect.name == "postgresql":
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
+        return
+    conn = await _write(engine)
+    try:
+        async with conn.begin():
+            yield conn
+    finally:
+        await conn.close()
+
+
 # -- lanes ----------------------------------------------------------------------------------------------------------
 
 
 async def claim_lane(engine: AsyncEngine, destination: str, lane: int, owner: str, lease_seconds: float) -> bool:
-    """Take the lane for ``lease_seconds`` unless someone else holds a live lease. True when taken."""
+    """Take the lane for ``lease_seconds`` unless someone else holds a live lease. True when taken.
+
+    One upsert: the lane's row is made if it is new, and its lease taken only where it has lapsed or is already
+    this owner's (an extension); the row comes back only when the lease is ours.
+    """
     now = now_us()
     until = now + int(lease_seconds * 1_000_000)
-    conn = await _write(engine)
-    try:
-        async with conn.begin():
-            dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-            await conn.execute(
-                dialect_insert(delivery_lane)
-                .values(destination=destination, lane=lane, owner=None, leased_until=0)
-                .on_conflict_do_nothing(index_elements=["destination", "lane"])
-            )
-            taken = await conn.execute(
-                update(delivery_lane)
-                .where(
-                    delivery_lane.c.destination == destination,
-                    delivery_lane.c.lane == lane,
-                    or_(delivery_lane.c.leased_until < now, delivery_lane.c.owner == owner),
-                )
-                .values(owner=owner, leased_until=until)
-            )
-            return bool(taken.rowcount)
-    finally:
-        await conn.close()
+    dialect_insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    claim = (
+        dialect_insert(delivery_lane)
+        .values(destination=destination, lane=lane, owner=owner, leased_until=until)
+        .on_conflict_do_update(
+            index_elements=["destination", "lane"],
+            set_={"owner": owner, "leased_until": until},
+            where=or_(delivery_lane.c.leased_until < now, delivery_lane.c.owner == owner),
+        )
+        .returning(delivery_lane.c.lane)
+    )
+    async with _one_statement(engine) as conn:
+        return (await conn.execute(claim)).first() is not None
 
 
 async def release_lane(engine: AsyncEngine, destination: str, lane: int, owner: str) -> None:
-    conn = await _write(engine)
-    try:
-        async with conn.begin():
-            await conn.execute(
-                update(delivery_lane)
-                .where(
-                    delivery_lane.c.destination == destination,
-                    delivery_lane.c.lane == lane,
-                    delivery_lane.c.owner == owner,
-                )
-                .values(owner=None, leased_until=0)
+    async with _one_statement(engine) as conn:
+        await conn.execute(
+            update(delivery_lane)
+            .where(
+                delivery_lane.c.destination == destination,
+                delivery_lane.c.lane == lane,
+                delivery_lane.c.owner == owner,
             )
-    finally:
-        await conn.close()
+            .values(owner=None, leased_until=0)
+        )
 
 
 # -- what is due ----------------------------------------------------------------------------------------------------
@@ -207,7 +218,7 @@ async def record_done(engine: AsyncEngine, attempts: Sequence[Attempt]) -> None:
                 else:
                     await conn.execute(
                         update(delivery)
-                        .where(delivery.c.id.in_(ids), delivery.c.status == PENDING)
+                        .where(id_in(delivery.c.id, ids, conn.dialect.name), delivery.c.status == PENDING)
                         .values(**values, last_error=None)
                     )
             await _log(conn, attempts, now)
@@ -238,13 +249,13 @@ async def record_retry(
             if retry:
                 await conn.execute(
                     update(delivery)
-                    .where(delivery.c.id.in_(retry), delivery.c.status == PENDING)
+                    .where(id_in(delivery.c.id, retry, conn.dialect.name), delivery.c.status == PENDING)
                     .values(attempts=delivery.c.attempts + 1, next_attempt_at=next_at, last_error=error)
                 )
             if dead:
                 await conn.execute(
                     update(delivery)
-                    .where(delivery.c.id.in_(dead), delivery.c.status == PENDING)
+                    .where(id_in(delivery.c.id, dead, conn.dialect.name), delivery.c.status == PENDING)
                     .values(
                         attempts=delivery.c.attempts + 1,
                         status=DEAD,
@@ -436,6 +447,10 @@ async def read_versions(engine: AsyncEngine, batch: Sequence[DueDelivery]) -> di
         return found
     keys = list(wanted)
     async with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            for stored in (await conn.execute(versions_query(keys))).all():
+                found[wanted[(stored.res_type, stored.res_id, stored.version_id)]] = stored.content
+            return found
         for start in range(0, len(keys), 300):
             chunk = keys[start : start + 300]
             condition = tuple_(

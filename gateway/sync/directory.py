@@ -8,6 +8,7 @@ without a restart.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,9 +57,19 @@ class Directory:
         self.file_destinations = file_destinations
         self.file_names = frozenset(d.name for d in file_destinations)
         self._version: tuple[object, ...] | None = None
+        self._checked = 0.0  # time.monotonic() of the last look at the versions
         self._snapshot = Snapshot({d.name: d for d in file_destinations})
 
+    async def recent(self, max_age: float) -> Snapshot:
+        """The snapshot as of at most ``max_age`` seconds ago: what a worker needs to deliver a lane (a destination
+        changed through the API is used within ``max_age``), without two version queries per task. The relay asks
+        :meth:`current` instead: it must see a new destination before it relays the changes committed after it."""
+        if self._version is not None and time.monotonic() - self._checked < max_age:
+            return self._snapshot
+        return await self.current()
+
     async def current(self) -> Snapshot:
+        self._checked = time.monotonic()
         async with self.engine.connect() as conn:
             seen = (*await destination_store.version(conn), *await subscriptions.version(conn))
             if seen == self._version:

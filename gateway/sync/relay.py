@@ -25,6 +25,7 @@ from gateway.store.models import outbox, sp_reference, sp_token
 from gateway.store.timeutil import now_us
 from gateway.sync import sharing
 from gateway.sync.destinations import Destination
+from gateway.sync.lists import id_in, text_in
 from gateway.sync.tables import delivery
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ async def consent_withdrawn(conn: AsyncConnection, patient_ids: set[str]) -> set
                 ref.c.res_type == "Consent",
                 ref.c.param == "patient",
                 ref.c.target_type == "Patient",
-                ref.c.target_id.in_(sorted(patient_ids)),
+                text_in(ref.c.target_id, sorted(patient_ids), conn.dialect.name),
                 tok.c.param == "status",
                 tok.c.code.in_(("active", "inactive", "rejected")),
             )
@@ -153,7 +154,7 @@ async def relay_once(
             if rows:
                 await conn.execute(_insert_ignoring_duplicates(conn), rows)  # type: ignore[call-overload]
             ids = [e.id for e in events]
-            await conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(relayed_at=now))
+            await conn.execute(update(outbox).where(id_in(outbox.c.id, ids, conn.dialect.name)).values(relayed_at=now))
             report.events, report.deliveries = len(events), len(rows)
     finally:
         await conn.close()

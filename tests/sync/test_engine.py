@@ -257,3 +257,18 @@ async def test_withdrawn_consent_stops_outbound_sync_for_that_person(
     assert ("Patient/p1", "again") in [
         (c["url"], c.get("resource", {}).get("name", [{}])[0].get("family")) for c in await arrived(destination_client)
     ]
+
+
+async def test_a_lane_lease_is_one_owners_until_it_lapses_or_is_released(sync_engine: AsyncEngine) -> None:
+    assert await deliveries.claim_lane(
+        sync_engine, "ehr", 3, "worker-a", 60
+    )  # a new lane: its row is made, the lease taken
+    assert not await deliveries.claim_lane(sync_engine, "ehr", 3, "worker-b", 60)  # live and someone else's
+    assert await deliveries.claim_lane(sync_engine, "ehr", 3, "worker-a", 60)  # the owner extends it
+    assert await deliveries.claim_lane(sync_engine, "ehr", 4, "worker-b", 60)  # another lane is free
+    await deliveries.release_lane(sync_engine, "ehr", 3, "worker-b")  # not the owner: nothing changes
+    assert not await deliveries.claim_lane(sync_engine, "ehr", 3, "worker-b", 60)
+    await deliveries.release_lane(sync_engine, "ehr", 3, "worker-a")
+    assert await deliveries.claim_lane(sync_engine, "ehr", 3, "worker-b", 0)  # released: anyone may take it
+    await asyncio.sleep(0.01)
+    assert await deliveries.claim_lane(sync_engine, "ehr", 3, "worker-a", 60)  # a lapsed lease (0 s) is taken over
