@@ -137,12 +137,14 @@ def retry_after_seconds(value: str | None) -> float | None:
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
-        return float(text)
+    if text.isdigit():  # ASCII digits only: str.isdigit also accepts "²" and "٣", which are not delta-seconds
+        return float(text) if text.isascii() else None
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # "-0000": a time in UTC whose zone the sender did not know (RFC 5322)
+        when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 

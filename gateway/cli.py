@@ -302,7 +302,8 @@ def demo(
             )
             elapsed = time.monotonic() - started
             typer.echo(
-                f"loaded {report.people} young people ({report.records} records) into {url} in {elapsed:.1f} s; "
+                f"loaded {report.organisations} agencies and {report.people} young people ({report.records} records)"
+                f" into {url} in {elapsed:.1f} s; "
                 f"try {url}/api/v1/people/{first.person.id} or {url}/docs"
             )
             return report

@@ -169,6 +169,13 @@ class Settings(BaseSettings):
     export_file_resources: int = Field(
         default=100_000, ge=1, description="Most resources in one bulk export file (a type's output is split beyond)"
     )
+    export_stalled_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        le=86_400,
+        description="A bulk export job no worker took, or whose worker's progress stopped, for this long is queued "
+        "again by the sweep",
+    )
     console_secret: SecretStr | None = Field(
         default=None,
         description="Secret (32+ characters) that signs operations console session cookies; unset: made under "

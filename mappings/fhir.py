@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+import orjson
 import pydantic
 from fhir.resources.R4B import get_fhir_model_class
 
@@ -81,6 +82,25 @@ def _problem_code(error_type: str) -> str:
     return "value"
 
 
+def _nul_path(value: Any, path: str) -> str | None:
+    """The path of the first string holding U+0000 (FHIR strings cannot: XML has no such character)."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in str(key):
+                return path
+            found = _nul_path(item, f"{path}.{key}")
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_path(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
 def validate_structure(resource: dict[str, Any]) -> list[ValidationProblem]:
     """Check a resource against the FHIR R4 structure (types, cardinality, primitive formats, unknown elements).
 
@@ -91,6 +111,9 @@ def validate_structure(resource: dict[str, Any]) -> list[ValidationProblem]:
         return [ValidationProblem("resourceType", "resourceType is missing or not a string", "required")]
     if resource_type not in SUPPORTED_TYPES:
         return [ValidationProblem("resourceType", f"resource type {resource_type!r} is not served", "not-supported")]
+    nul = _nul_path(resource, resource_type) if b"\\u0000" in orjson.dumps(resource) else None
+    if nul is not None:
+        return [ValidationProblem(nul, "a NUL character (U+0000) is not allowed in a FHIR value", "value")]
     try:
         _model(resource_type).model_validate(resource)
     except pydantic.ValidationError as exc:

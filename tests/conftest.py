@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +18,7 @@ from gateway.store.db import create_engine
 from gateway.store.migrate import upgrade
 from gateway.store.repository import SqlFhirRepository
 from gateway.validation import validate_resource
+from tests.processes import scratch_postgres_database
 from tests.servers import IN_CI, find_postgres
 
 DIALECTS = ("sqlite", "postgresql")
@@ -76,6 +78,22 @@ def postgres_url(tmp_home: str) -> Iterator[str]:
 def db_url(request: pytest.FixtureRequest) -> str:
     fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
     return str(request.getfixturevalue(fixture))
+
+
+@pytest.fixture(params=DIALECTS)
+def fresh_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new, migrated database for one test, for code that commits on connections of its own (the sync engine,
+    the console's directory of destinations): nothing rolls back, so nothing is shared with other tests."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path}/fresh.db"
+        upgrade(_settings(str(tmp_path), url), url=url)
+        yield url
+        return
+    if _POSTGRES.url is None:
+        pytest.skip(f"PostgreSQL tests not run: {_POSTGRES.reason}")
+    with scratch_postgres_database(_POSTGRES.url) as url:
+        upgrade(_settings(str(tmp_path), url), url=url)
+        yield url
 
 
 @pytest.fixture

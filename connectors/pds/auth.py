@@ -13,6 +13,8 @@ A refusal from the token endpoint (400/401) means the credentials are wrong (key
 from __future__ import annotations
 
 import asyncio
+import math
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -69,14 +71,22 @@ class AccessToken:
         return f"AccessToken(expires_at={self.expires_at})"
 
 
+#: A bearer token as RFC 6750 section 2.1 writes it (b64token): what can go in an Authorization header.
+BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
 def parse_token_response(body: object, *, now: float) -> AccessToken:
     """The token from the endpoint's JSON answer (``expires_in`` comes as a string on NHS England's platform)."""
     if not isinstance(body, dict) or not isinstance(body.get("access_token"), str) or not body["access_token"]:
         raise TransientError("the token endpoint answered 2xx without an access_token")
+    if not BEARER_TOKEN.fullmatch(body["access_token"]):
+        raise TransientError("the token endpoint answered an access_token that is not a bearer token")
     try:
         lifetime = float(body.get("expires_in", 0))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise TransientError("the token endpoint answered an expires_in that is not a number") from None
+    if not math.isfinite(lifetime):
+        raise TransientError("the token endpoint answered an expires_in that is not a number")
     return AccessToken(body["access_token"], now + lifetime)
 
 

@@ -130,10 +130,19 @@ class UnexpectedAnswer(ValueError):
     """PDS answered 2xx with something that is not the resource the contract promises."""
 
 
+def _dict(value: object) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one: an answer of the wrong shape reads as absent."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list[Any]:
+    """``value`` when it is a JSON array, else an empty one."""
+    return value if isinstance(value, list) else []
+
+
 def is_sensitive(patient: dict[str, Any]) -> bool:
     """True when the record carries a restricted (R) or very restricted (V) confidentiality label."""
-    meta = patient.get("meta")
-    labels = meta.get("security", []) if isinstance(meta, dict) else []
+    labels = _list(_dict(patient.get("meta")).get("security"))
     return any(
         isinstance(label, dict)
         and label.get("system", CONFIDENTIALITY_SYSTEM) == CONFIDENTIALITY_SYSTEM
@@ -158,13 +167,13 @@ def read_patient(patient: object, requested: str) -> Verified | Superseded | Res
 def read_search(answer: object) -> TraceResult:
     """The trace result a search answer means: a searchset Bundle, or an OperationOutcome for too many matches."""
     if isinstance(answer, dict) and answer.get("resourceType") == "OperationOutcome":
-        codes = {_issue_code(issue) for issue in answer.get("issue", []) if isinstance(issue, dict)}
+        codes = {_issue_code(issue) for issue in _list(answer.get("issue")) if isinstance(issue, dict)}
         if "TOO_MANY_MATCHES" in codes:
             return TooManyMatches()
         raise UnexpectedAnswer("PDS answered a search with an OperationOutcome it does not explain")
     if not isinstance(answer, dict) or answer.get("resourceType") != "Bundle":
         raise UnexpectedAnswer("PDS answered a search with something other than a Bundle")
-    entries = [e for e in answer.get("entry", []) if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    entries = [e for e in _list(answer.get("entry")) if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
     if not entries:
         return NoMatch()
     if len(entries) > 1:
@@ -172,7 +181,7 @@ def read_search(answer: object) -> TraceResult:
     patient = entries[0]["resource"]
     found = read_patient(patient, str(patient.get("id", "")))
     assert not isinstance(found, Superseded)  # a search answers with the current record, never a merged one
-    score = entries[0].get("search", {}).get("score")
+    score = _dict(entries[0].get("search")).get("score")
     return Traced(found, float(score) if isinstance(score, int | float) else None)
 
 
@@ -183,19 +192,19 @@ def demographics_of(patient: dict[str, Any]) -> Demographics:
     return Demographics(
         nhs_number=_nhs_number(patient),
         family=_text(name.get("family")),
-        given=tuple(str(g) for g in name.get("given", []) if isinstance(g, str)),
+        given=tuple(str(g) for g in _list(name.get("given")) if isinstance(g, str)),
         gender=_text(patient.get("gender")),
         birth_date=_date(patient.get("birthDate")),
         death_date=_date(patient.get("deceasedDateTime")),
         postcode=_text(address.get("postalCode")),
-        address_lines=tuple(str(line) for line in address.get("line", []) if isinstance(line, str)),
+        address_lines=tuple(str(line) for line in _list(address.get("line")) if isinstance(line, str)),
         gp_ods_code=_gp(patient.get("generalPractitioner")),
-        version_id=_text((patient.get("meta") or {}).get("versionId")),
+        version_id=_text(_dict(patient.get("meta")).get("versionId")),
     )
 
 
 def _nhs_number(patient: dict[str, Any]) -> str:
-    for identifier in patient.get("identifier", []):
+    for identifier in _list(patient.get("identifier")):
         if isinstance(identifier, dict) and identifier.get("system") == NHS_NUMBER_SYSTEM and identifier.get("value"):
             return str(identifier["value"])
     return str(patient["id"])  # PDS's resource id is the NHS number
@@ -213,7 +222,7 @@ def _gp(practitioners: object) -> str | None:
     if not isinstance(practitioners, list):
         return None
     for reference in practitioners:
-        identifier = reference.get("identifier", {}) if isinstance(reference, dict) else {}
+        identifier = _dict(_dict(reference).get("identifier"))
         if identifier.get("system", ODS_ORGANISATION_SYSTEM) == ODS_ORGANISATION_SYSTEM and identifier.get("value"):
             return str(identifier["value"])
     return None
@@ -221,7 +230,7 @@ def _gp(practitioners: object) -> str | None:
 
 def _issue_code(issue: dict[str, Any]) -> str | None:
     """PDS puts its own error code in ``details.coding[0].code`` (e.g. RESOURCE_NOT_FOUND)."""
-    codings = (issue.get("details") or {}).get("coding", [])
+    codings = _list(_dict(issue.get("details")).get("coding"))
     return str(codings[0].get("code")) if codings and isinstance(codings[0], dict) else None
 
 

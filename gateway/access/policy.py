@@ -64,7 +64,9 @@ class AccessPolicy:
         self.break_glass_types = break_glass_types
         self.ttl = ttl
         self.clock = clock
-        self._cache: dict[tuple[str, str], tuple[float, str | None]] = {}
+        #: person → organisation → (when, the relationship found or None); by person, so a write about one
+        #: person's care team drops that person's answers at once.
+        self._cache: dict[str, dict[str, tuple[float, str | None]]] = {}
 
     async def decide(self, repo: FhirRepository, caller: Caller, person_id: str) -> Decision:
         if caller.development:
@@ -88,15 +90,14 @@ class AccessPolicy:
         return decision
 
     async def _relationship(self, repo: FhirRepository, organisation: str, person_id: str) -> str | None:
-        key = (organisation, person_id)
-        cached = self._cache.get(key)
+        cached = self._cache.get(person_id, {}).get(organisation)
         now = self.clock()
         if cached is not None and now - cached[0] < self.ttl:
             return cached[1]
         found = await self._look_up(repo, organisation, person_id)
         if len(self._cache) > 50_000:
             self._cache.clear()
-        self._cache[key] = (now, found)
+        self._cache.setdefault(person_id, {})[organisation] = (now, found)
         return found
 
     async def _look_up(self, repo: FhirRepository, organisation: str, person_id: str) -> str | None:
@@ -116,6 +117,10 @@ class AccessPolicy:
                 return "manages"
         return None
 
-    def forget(self) -> None:
-        """Drop cached answers (after care-team changes, tests)."""
-        self._cache.clear()
+    def forget(self, person_id: str | None = None) -> None:
+        """Drop cached answers: about one person (after a write to their care team, register entry or case in
+        this process), or all of them (tests)."""
+        if person_id is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(person_id, None)

@@ -1,6 +1,9 @@
 """FHIR R4 REST interactions at ``/fhir``: thin routes over the repository.
 
 Reads answer with the stored JSON bytes. Writes answer after the repository's transaction has committed.
+Every interaction meets the access rules (:mod:`gateway.api.access`: reads, searches, histories and a Bundle's
+GET entries; :mod:`gateway.api.write_access`: writes), and every client's write carries its Provenance
+(:mod:`gateway.api.provenance`).
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from gateway.api.access import check_read, visible
-from gateway.api.bundles import process_bundle
+from gateway.api.access import Screen, check_read, visible
+from gateway.api.bundles import CallerGuard, process_bundle
 from gateway.api.deps import CallerDep, repository
 from gateway.api.outcomes import FHIR_JSON, information
-from gateway.api.provenance import write_with_provenance
-from gateway.api.render import render_history, render_search
-from gateway.audit.trail import AuditTrail
+from gateway.api.provenance import write_with_provenance, writes_with_provenance
+from gateway.api.render import read_history, render_history, render_search
+from gateway.api.write_access import WriteScreen
+from gateway.audit.trail import MAX_ENTITIES, AuditTrail
 from gateway.auth import Caller
 from gateway.errors import (
     InvalidRequest,
@@ -29,6 +33,7 @@ from gateway.errors import (
     UnsupportedResourceType,
 )
 from gateway.store.records import Outcome, StoredResource, WriteResult
+from gateway.store.repository import FhirRepository
 from gateway.store.timeutil import to_http_date
 from gateway.sync import subscriptions
 from mappings.fhir import is_supported_type
@@ -37,6 +42,8 @@ router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
 
 ACCEPTED_BODY_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
 CONTROL_PARAMS = ("_format", "_pretty")
+#: Search controls that are not criteria (left out when a conditional update's matches are looked up).
+NOT_CRITERIA = frozenset({"_count", "_offset", "_sort", "_total", "_summary", "_elements"})
 
 
 def resource_type(res_type: str) -> str:
@@ -154,17 +161,40 @@ def _if_none_exist(request: Request) -> list[tuple[str, str]] | None:
 async def bundle(request: Request, caller: CallerDep) -> Response:
     repo = repository(request)
     body = await read_body(request)
-    result = await process_bundle(repo, body, base_url(request), prefer=request.headers.get("prefer", ""))
+    guard = CallerGuard(request, caller, repo)
+    prefer = request.headers.get("prefer", "")
+    answer = await process_bundle(repo, body, base_url(request), prefer=prefer, guard=guard)
     kind = body.get("type") if isinstance(body, dict) else None
-    trail(request).interaction(caller, "transaction" if kind == "transaction" else "batch", references=("Bundle",))
-    return Response(result, media_type=FHIR_JSON)
+    # The Bundle's AuditEvent names what it wrote and the people its writes concern (AuditEvent?patient= finds it);
+    # its GET entries have AuditEvents of their own, as reads and searches.
+    trail(request).interaction(
+        caller,
+        "transaction" if kind == "transaction" else "batch",
+        answer.written,
+        references=tuple(r.reference for r in answer.written[:MAX_ENTITIES]) or ("Bundle",),
+        patients=answer.patients,
+    )
+    return Response(answer.body, media_type=FHIR_JSON)
+
+
+async def _history(
+    request: Request, caller: Caller, interaction: str, res_type: str | None, res_id: str | None, query: str
+) -> Response:
+    """A history as the caller may see it (:meth:`Screen.history`), audited with what it showed."""
+    repo = repository(request)
+    page, kept = await read_history(request, repo, res_type, res_id)
+    screen = Screen(request, caller, repo)
+    entries = await screen.history(page.entries, interaction, instance=res_id is not None)
+    references = (f"{res_type}/{res_id}",) if res_id is not None else ()
+    trail(request).interaction(
+        caller, interaction, tuple(entries), references=references, patients=tuple(screen.patients), query=query
+    )
+    return render_history(page, entries, kept, res_type, res_id, base_url(request))
 
 
 @router.get("/_history", summary="History of all resources")
 async def system_history(request: Request, caller: CallerDep) -> Response:
-    repo = repository(request)
-    trail(request).interaction(caller, "history-system", query=str(request.url.query))
-    return await render_history(request, repo, None, None, base_url(request))
+    return await _history(request, caller, "history-system", None, None, f"_history?{request.url.query}")
 
 
 # -- type level -----------------------------------------------------------------------------------------------
@@ -215,9 +245,15 @@ async def create(res_type: str, request: Request, caller: CallerDep) -> Response
     if res_type == "Subscription":
         body = await subscriptions.accept(repo, caller, body)
     criteria = _if_none_exist(request)
+    writes = WriteScreen(request, caller, repo)
+    people = await writes.authorise("create", (res_type,), new=[body])
     result = await write_with_provenance(repo, caller, lambda r: r.create(body, if_none_exist=criteria))
+    if result.outcome is Outcome.UNCHANGED and result.resource is not None:
+        # A conditional create that matched answers with the match: a read of it.
+        result = WriteResult(result.outcome, await check_read(request, caller, repo, result.resource))
+    writes.relationships_changed(res_type, people)
     await _subscription_owner(request, caller, result)
-    _audit_write(request, caller, "create", result)
+    _audit_write(request, caller, "create", result, people)
     return write_response(request, result, _status_for(result))
 
 
@@ -229,10 +265,19 @@ async def conditional_update(res_type: str, request: Request, caller: CallerDep)
     if not criteria:
         raise InvalidRequest("a conditional update needs search criteria in the URL")
     body = await read_body(request)
-    result = await repo.conditional_update(
-        res_type, criteria, body, if_match=parse_if_match(request.headers.get("if-match"))
+    version = parse_if_match(request.headers.get("if-match"))
+    matches: list[StoredResource] = []
+    if not caller.development:
+        lookup = [*[(k, v) for k, v in criteria if k not in NOT_CRITERIA], ("_count", "2"), ("_total", "none")]
+        matches = (await repo.search(res_type, lookup)).matches
+    writes = WriteScreen(request, caller, repo)
+    new = [body] if isinstance(body, dict) else []
+    people = await writes.authorise("update", (res_type,), changed=matches, new=new)
+    result = await write_with_provenance(
+        repo, caller, lambda r: r.conditional_update(res_type, criteria, body, if_match=version)
     )
-    _audit_write(request, caller, "create" if result.outcome is Outcome.CREATED else "update", result)
+    writes.relationships_changed(res_type, people)
+    _audit_write(request, caller, "create" if result.outcome is Outcome.CREATED else "update", result, people)
     return write_response(request, result, _status_for(result))
 
 
@@ -243,19 +288,36 @@ async def conditional_delete(res_type: str, request: Request, caller: CallerDep)
     criteria = query_params(request)
     if not criteria:
         raise InvalidRequest("a conditional delete needs search criteria in the URL")
-    results = await repo.conditional_delete(res_type, criteria)
+    writes = WriteScreen(request, caller, repo)
+    people: list[str] = []
+
+    async def delete_checked(tx: FhirRepository) -> list[WriteResult]:
+        # The matches are known once deleted: judged by the versions the deletions removed (refused: rolled back).
+        found = await tx.conditional_delete(res_type, criteria)
+        if caller.development:
+            return found
+        removed = [
+            await tx.vread(r.resource.res_type, r.resource.res_id, r.resource.version_id - 1)
+            for r in found
+            if r.outcome is Outcome.DELETED and r.resource is not None and r.resource.version_id > 1
+        ]
+        people.extend(await writes.authorise("delete", (res_type,), changed=removed, repo=tx))
+        return found
+
+    results = await writes_with_provenance(repo, caller, delete_checked)
+    writes.relationships_changed(res_type, people)
     deleted = sum(1 for r in results if r.outcome is Outcome.DELETED)
     refs = tuple(r.resource.reference for r in results if r.resource is not None)
-    trail(request).interaction(caller, "delete", references=refs, query=f"{res_type}?{request.url.query}")
+    query = f"{res_type}?{request.url.query}"
+    trail(request).interaction(caller, "delete", references=refs, patients=tuple(people), query=query)
     return Response(orjson.dumps(information(f"deleted {deleted} {res_type}")), media_type=FHIR_JSON)
 
 
 @router.get("/{res_type}/_history", summary="History of a resource type")
 async def type_history(res_type: str, request: Request, caller: CallerDep) -> Response:
     res_type = resource_type(res_type)
-    repo = repository(request)
-    trail(request).interaction(caller, "history-type", query=f"{res_type}/_history?{request.url.query}")
-    return await render_history(request, repo, res_type, None, base_url(request))
+    query = f"{res_type}/_history?{request.url.query}"
+    return await _history(request, caller, "history-type", res_type, None, query)
 
 
 # -- instance level --------------------------------------------------------------------------------------------
@@ -278,9 +340,14 @@ async def update(res_type: str, res_id: str, request: Request, caller: CallerDep
     if res_type == "Subscription":
         body = await subscriptions.accept(repo, caller, body)
     version = parse_if_match(request.headers.get("if-match"))
+    writes = WriteScreen(request, caller, repo)
+    current = await current_versions(caller, repo, res_type, res_id)
+    new = [body] if isinstance(body, dict) else []
+    people = await writes.authorise("update", (f"{res_type}/{res_id}",), changed=current, new=new)
     result = await write_with_provenance(repo, caller, lambda r: r.update(res_type, res_id, body, if_match=version))
+    writes.relationships_changed(res_type, people)
     await _subscription_owner(request, caller, result)
-    _audit_write(request, caller, "create" if result.outcome is Outcome.CREATED else "update", result)
+    _audit_write(request, caller, "create" if result.outcome is Outcome.CREATED else "update", result, people)
     return write_response(request, result, _status_for(result))
 
 
@@ -288,8 +355,13 @@ async def update(res_type: str, res_id: str, request: Request, caller: CallerDep
 async def delete(res_type: str, res_id: str, request: Request, caller: CallerDep) -> Response:
     res_type = resource_type(res_type)
     repo = repository(request)
-    result = await repo.delete(res_type, res_id)
-    trail(request).interaction(caller, "delete", references=(f"{res_type}/{res_id}",))
+    reference = f"{res_type}/{res_id}"
+    writes = WriteScreen(request, caller, repo)
+    current = await current_versions(caller, repo, res_type, res_id)
+    people = await writes.authorise("delete", (reference,), changed=current)
+    result = await write_with_provenance(repo, caller, lambda r: r.delete(res_type, res_id))
+    writes.relationships_changed(res_type, people)
+    trail(request).interaction(caller, "delete", references=(reference,), patients=tuple(people))
     headers = {"ETag": result.resource.etag} if result.resource else {}
     return Response(status_code=204, headers=headers)
 
@@ -297,9 +369,8 @@ async def delete(res_type: str, res_id: str, request: Request, caller: CallerDep
 @router.get("/{res_type}/{res_id}/_history", summary="History of a resource")
 async def instance_history(res_type: str, res_id: str, request: Request, caller: CallerDep) -> Response:
     res_type = resource_type(res_type)
-    repo = repository(request)
-    trail(request).interaction(caller, "history-instance", references=(f"{res_type}/{res_id}",))
-    return await render_history(request, repo, res_type, res_id, base_url(request))
+    query = f"{res_type}/{res_id}/_history?{request.url.query}"
+    return await _history(request, caller, "history-instance", res_type, res_id, query)
 
 
 @router.get("/{res_type}/{res_id}/_history/{version_id}", summary="Read a version (vread)")
@@ -313,9 +384,18 @@ async def vread(res_type: str, res_id: str, version_id: str, request: Request, c
     return read_response(stored)
 
 
-def _audit_write(request: Request, caller: Caller, interaction: str, result: WriteResult) -> None:
+async def current_versions(caller: Caller, repo: FhirRepository, res_type: str, res_id: str) -> list[StoredResource]:
+    """The version a write replaces or deletes, if any, for the write check (the development caller needs none)."""
+    if caller.development:
+        return []
+    return [c for c in await repo.read_current([(res_type, res_id)]) if c is not None]
+
+
+def _audit_write(
+    request: Request, caller: Caller, interaction: str, result: WriteResult, people: list[str] | None = None
+) -> None:
     if result.resource is not None:
-        trail(request).interaction(caller, interaction, (result.resource,))
+        trail(request).interaction(caller, interaction, (result.resource,), patients=tuple(people or ()))
 
 
 async def _subscription_owner(request: Request, caller: Caller, result: WriteResult) -> None:

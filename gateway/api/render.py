@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from gateway.api.outcomes import FHIR_JSON
 from gateway.errors import InvalidRequest
-from gateway.store.records import StoredResource
+from gateway.store.records import HistoryPage, StoredResource
 from gateway.store.repository import FhirRepository
 from gateway.store.search import SearchResult
 from gateway.store.timeutil import to_instant
@@ -108,9 +108,11 @@ def _history_entry(stored: StoredResource, base: str) -> bytes:
     return b"{" + b",".join(parts) + b"}"
 
 
-async def render_history(
-    request: Request, repo: FhirRepository, res_type: str | None, res_id: str | None, base: str
-) -> Response:
+async def read_history(
+    request: Request, repo: FhirRepository, res_type: str | None, res_id: str | None
+) -> tuple[HistoryPage, list[tuple[str, str]]]:
+    """The history page the request asks for (``_since``, ``_count``, ``_offset``) and the parameters its links
+    keep. What the caller may see of it is decided by :mod:`gateway.api.access`, then :func:`render_history`."""
     params = list(request.query_params.multi_items())
     known = {"_count", "_offset", "_since", "_format", "_pretty", "_at", "_list"}
     for k, _ in params:
@@ -130,14 +132,30 @@ async def render_history(
     if count < 0 or offset < 0:
         raise InvalidRequest("_count and _offset must not be negative")
     page = await repo.history(res_type, res_id, since=since, offset=offset, count=count)
+    return page, [(k, v) for k, v in params if k in ("_since",)]
+
+
+def render_history(
+    page: HistoryPage,
+    entries: list[StoredResource],
+    kept: list[tuple[str, str]],
+    res_type: str | None,
+    res_id: str | None,
+    base: str,
+) -> Response:
+    """The history Bundle of ``entries`` (the page's entries the caller may see). ``total`` is given only when
+    nothing on the page was left out, as for a search; the links page through the whole history."""
     path = "/".join(p for p in (res_type, res_id, "_history") if p)
-    kept = [(k, v) for k, v in params if k in ("_since",)]
     links = [_link("self", _page_url(base, path, kept, page.offset, page.count))]
     if page.offset + page.count < page.total:
         links.append(_link("next", _page_url(base, path, kept, page.offset + page.count, page.count)))
     if page.offset > 0:
         links.append(_link("previous", _page_url(base, path, kept, max(0, page.offset - page.count), page.count)))
-    head = orjson.dumps({"resourceType": "Bundle", "type": "history", "total": page.total, "link": links})
-    entries = [_history_entry(e, base) for e in page.entries]
-    body = head[:-1] + b',"entry":[' + b",".join(entries) + b"]}" if entries else head
+    head_doc: dict[str, object] = {"resourceType": "Bundle", "type": "history"}
+    if len(entries) == len(page.entries):
+        head_doc["total"] = page.total
+    head_doc["link"] = links
+    head = orjson.dumps(head_doc)
+    rendered = [_history_entry(e, base) for e in entries]
+    body = head[:-1] + b',"entry":[' + b",".join(rendered) + b"]}" if rendered else head
     return Response(body, media_type=FHIR_JSON)

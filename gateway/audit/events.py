@@ -6,6 +6,11 @@ create, update, delete, history-instance, transaction...), ``action`` C/R/U/D/E,
 of use; the organisation it acts for), ``source`` the gateway, and ``entity``: each resource touched and, with role
 1 (patient), each person whose data it was, so ``AuditEvent?patient=Patient/<id>`` finds every access to a person.
 A search also records its query (base64, as R4's ``entity.query`` requires), never the data it returned.
+
+Access that relied on break-glass (``X-Break-Glass``) is flagged in a coded way, not only in ``outcomeDesc``: its
+``purposeOfEvent`` carries the v3 ActReason ``BTG`` (break the glass) beside the caller's purpose, so
+``AuditEvent?purpose=http://terminology.hl7.org/CodeSystem/v3-ActReason|BTG`` finds every such access, and
+``meta.security`` carries the same code.
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ PURPOSES = {
     "RESEARCH": ("HRESCH", "healthcare research"),
     "EMERGENCY": ("ETREAT", "emergency treatment"),
 }
+
+#: The flag on an AuditEvent of access that relied on break-glass (v3 ActReason, a purpose of use).
+BREAK_GLASS = {"system": PURPOSE_SYSTEM, "code": "BTG", "display": "break the glass"}
 
 ACTIONS = {
     "read": "R",
@@ -65,6 +73,7 @@ class AuditEntry:
     query: str | None = None  # the search or history query, for searches
     outcome: str = "0"
     description: str | None = None
+    break_glass: bool = False  # the access relied on break-glass: flagged with BTG
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -114,6 +123,9 @@ def audit_event(entry: AuditEntry) -> dict[str, Any]:
         ],
         "source": {"observer": {"display": "Keyworking Gateway"}},
     }
+    if entry.break_glass:
+        event["meta"] = {"security": [BREAK_GLASS]}
+        event["purposeOfEvent"].append({"coding": [BREAK_GLASS], "text": "break-glass"})
     if entry.description:
         event["outcomeDesc"] = entry.description
     if entities:

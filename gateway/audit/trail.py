@@ -83,6 +83,7 @@ class AuditTrail:
         query: str | None = None,
         outcome: str = "0",
         description: str | None = None,
+        break_glass: bool = False,
     ) -> None:
         entry = AuditEntry(
             at=to_instant(now_us()),
@@ -95,6 +96,7 @@ class AuditTrail:
             query=query,
             outcome=outcome,
             description=description,
+            break_glass=break_glass,
         )
         self.record(entry, resources[:MAX_ENTITIES])
 

@@ -62,6 +62,7 @@ class EntryRequest:
     # Decided by a transaction before anything is written (see gateway.bundles.processor):
     assigned_id: str | None = None  # the id a create will be stored under
     existing: StoredResource | None = None  # what a conditional create matched (nothing is then written)
+    authorised: bool = False  # the caller's write check was made (a transaction checks every entry first)
 
     @property
     def path(self) -> str:

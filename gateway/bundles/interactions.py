@@ -4,14 +4,20 @@ The same code serves both Bundle types: a batch runs each entry in its own trans
 runs them all in one. Conditional updates that a transaction resolved beforehand (see
 :mod:`gateway.bundles.processor`) arrive with ``res_id`` filled in and are then plain updates; a batch leaves
 conditional interactions to the repository. (A transaction writes its creates itself, in one batch.)
+
+Each step asks the :class:`~gateway.bundles.guard.EntryGuard`: a read or search is screened for the caller, a
+write is authorised before it is made (a conditional delete, whose matches are known only once deleted, after, in
+the same scope, which then rolls back), and what was written is handed to the guard in the same scope (Provenance).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from gateway.api.render import render_search
 from gateway.bundles.entries import EntryRequest, Interaction
+from gateway.bundles.guard import OPEN, EntryGuard
 from gateway.errors import GatewayError, Issue, PreconditionFailed
 from gateway.store.records import Outcome, StoredResource, WriteResult
 from gateway.store.repository import FhirRepository
@@ -29,45 +35,108 @@ class EntryResult:
     written: bool = False  # a create/update: Prefer decides whether the resource is returned
 
 
-async def perform(repo: FhirRepository, entry: EntryRequest, base: str, *, strict: bool) -> EntryResult:
-    """Run ``entry``. Errors are raised with issue expressions relative to the entry (see :func:`in_entry`)."""
+async def perform(
+    repo: FhirRepository, entry: EntryRequest, base: str, *, strict: bool, guard: EntryGuard = OPEN
+) -> EntryResult:
+    """Run ``entry`` as ``guard`` allows. Errors are raised with issue expressions relative to the entry (see
+    :func:`in_entry`)."""
     try:
-        return await _perform(repo, entry, base, strict)
+        return await _perform(repo, entry, base, strict, guard)
     except GatewayError as exc:
         raise in_entry(exc, entry) from exc
 
 
-async def _perform(repo: FhirRepository, entry: EntryRequest, base: str, strict: bool) -> EntryResult:
+async def _perform(
+    repo: FhirRepository, entry: EntryRequest, base: str, strict: bool, guard: EntryGuard
+) -> EntryResult:
     kind = entry.interaction
     if kind is Interaction.READ:
         assert entry.res_id is not None
-        return EntryResult(200, await repo.read(entry.res_type, entry.res_id))
+        return EntryResult(200, await guard.read(repo, entry, await repo.read(entry.res_type, entry.res_id)))
     if kind is Interaction.VREAD:
         assert entry.res_id is not None and entry.version_id is not None
-        return EntryResult(200, await repo.vread(entry.res_type, entry.res_id, entry.version_id))
+        stored = await repo.vread(entry.res_type, entry.res_id, entry.version_id)
+        return EntryResult(200, await guard.read(repo, entry, stored))
     if kind is Interaction.SEARCH:
-        found = await repo.search(entry.res_type, entry.params, strict=strict)
+        found = await guard.search(repo, entry, await repo.search(entry.res_type, entry.params, strict=strict))
         return EntryResult(200, body=bytes(render_search(found, entry.res_type, base).body))
     if kind is Interaction.CREATE:
         assert entry.resource is not None
+        await _authorise(repo, entry, guard, _nothing)
         result = await repo.create(entry.resource, if_none_exist=entry.if_none_exist, assigned_id=entry.assigned_id)
+        if result.outcome is Outcome.UNCHANGED and result.resource is not None:
+            # A conditional create that matched answers with the match: a read of it.
+            shown = await guard.read(repo, entry, result.resource)
+            return EntryResult(200, shown, outcome=result.outcome, written=True)
+        await guard.written(repo, [result])
         return _written(result)
     if kind is Interaction.UPDATE or (kind is Interaction.CONDITIONAL_UPDATE and entry.res_id is not None):
         assert entry.resource is not None and entry.res_id is not None
-        return _written(await repo.update(entry.res_type, entry.res_id, entry.resource, if_match=entry.if_match))
+        await _authorise(repo, entry, guard, lambda: _current(repo, entry.res_type, entry.res_id))
+        result = await repo.update(entry.res_type, entry.res_id, entry.resource, if_match=entry.if_match)
+        await guard.written(repo, [result])
+        return _written(result)
     if kind is Interaction.CONDITIONAL_UPDATE:
         assert entry.resource is not None
+        await _authorise(repo, entry, guard, lambda: _matches(repo, entry))
         result = await repo.conditional_update(entry.res_type, entry.params, entry.resource, if_match=entry.if_match)
+        await guard.written(repo, [result])
         return _written(result)
     if kind is Interaction.DELETE:
         assert entry.res_id is not None
         if entry.if_match is not None:
             await _check_version(repo, entry)
+        await _authorise(repo, entry, guard, lambda: _current(repo, entry.res_type, entry.res_id))
         deleted = await repo.delete(entry.res_type, entry.res_id)
+        await guard.written(repo, [deleted])
         return EntryResult(204, deleted.resource, outcome=deleted.outcome)
     assert kind is Interaction.CONDITIONAL_DELETE
     results = await repo.conditional_delete(entry.res_type, entry.params)
+    # The matches are known once deleted: judged by the versions the deletions removed (the scope rolls back
+    # when the guard refuses).
+    await _authorise(repo, entry, guard, lambda: _before_deletions(repo, results))
+    await guard.written(repo, results)
     return EntryResult(204, outcome=Outcome.DELETED if results else Outcome.NOTHING)
+
+
+async def _authorise(
+    repo: FhirRepository,
+    entry: EntryRequest,
+    guard: EntryGuard,
+    changed: Callable[[], Awaitable[list[StoredResource]]],
+) -> None:
+    """The guard's write check, given the versions the entry replaces or deletes (read only for a guard that
+    checks writes), unless a transaction made it for this entry before writing anything."""
+    if entry.authorised or not guard.checks_writes:
+        return
+    await guard.write(repo, entry, await changed())
+    entry.authorised = True
+
+
+async def _nothing() -> list[StoredResource]:
+    return []
+
+
+async def _current(repo: FhirRepository, res_type: str, res_id: str | None) -> list[StoredResource]:
+    """The current version of the resource, if it exists (not deleted)."""
+    assert res_id is not None
+    return [s for s in await repo.read_current([(res_type, res_id)]) if s is not None]
+
+
+async def _matches(repo: FhirRepository, entry: EntryRequest) -> list[StoredResource]:
+    """What a conditional update's criteria match now (more than one: the update itself answers 412)."""
+    criteria = [*entry.params, ("_count", "2"), ("_total", "none")]
+    return (await repo.search(entry.res_type, criteria, strict=True)).matches
+
+
+async def _before_deletions(repo: FhirRepository, results: Sequence[WriteResult]) -> list[StoredResource]:
+    """The versions the deletions in ``results`` removed."""
+    before = []
+    for result in results:
+        gone = result.resource
+        if result.outcome is Outcome.DELETED and gone is not None and gone.version_id > 1:
+            before.append(await repo.vread(gone.res_type, gone.res_id, gone.version_id - 1))
+    return before
 
 
 def _written(result: WriteResult) -> EntryResult:

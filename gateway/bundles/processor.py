@@ -13,13 +13,16 @@ Transaction (FHIR R4 http.html#trules), inside one :meth:`FhirRepository.transac
 5. Two entries changing the same resource are refused.
 6. Every reference in every resource, and every search value in a request URL, that equals a known fullUrl is
    rewritten to ``Type/id`` (one pass over each resource); a placeholder naming no entry is refused.
-7. POSTs (all checked first, then written together with one multi-row statement per table, see
-   :mod:`gateway.store.bulk`), then PUTs (batched the same way unless they carry ifMatch), then GETs.
-   Any error rolls back everything and is the answer, its issues naming the entry
+7. The guard (:mod:`gateway.bundles.guard`) authorises every POST and PUT before any is written (DELETEs are
+   authorised as they run), so whom the store holds is judged as before the transaction.
+8. POSTs (all checked first, then written together with one multi-row statement per table, see
+   :mod:`gateway.store.bulk`), then PUTs (batched the same way unless they carry ifMatch), then GETs. What is
+   written is handed to the guard in the same scope (its Provenance); GETs are screened for the caller.
+   Any error (a refused entry too) rolls back everything and is the answer, its issues naming the entry
    (``Bundle.entry[3].resource.name[0].given``).
 
-Batch (http.html#brules): every entry in its own transaction scope, in request order; a failure is that
-entry's response and the others still commit. Entries must not refer to each other's fullUrls.
+Batch (http.html#brules): every entry in its own transaction scope, in request order; a failure (a refused
+entry: 403) is that entry's response and the others still commit. Entries must not refer to each other's fullUrls.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway.bundles.entries import PROCESSING_ORDER, EntryRequest, Interaction
+from gateway.bundles.guard import OPEN, EntryGuard
 from gateway.bundles.interactions import EntryResult, in_entry, perform
 from gateway.bundles.references import dangling_references, rewrite_criteria, rewrite_references
 from gateway.errors import GatewayError, InvalidBundle, InvalidResource, Issue, PreconditionFailed
@@ -43,7 +47,12 @@ _NOT_CRITERIA = frozenset({"_count", "_offset", "_sort", "_total", "_summary", "
 
 
 async def run_transaction(
-    repo: FhirRepository, parsed: Sequence[EntryRequest | GatewayError], base: str, *, strict: bool
+    repo: FhirRepository,
+    parsed: Sequence[EntryRequest | GatewayError],
+    base: str,
+    *,
+    strict: bool,
+    guard: EntryGuard = OPEN,
 ) -> list[EntryResult]:
     entries = _all_valid(parsed)
     targets = _claim_full_urls(entries)
@@ -54,30 +63,54 @@ async def run_transaction(
             if entry.method != "DELETE":
                 break
             _rewrite_request(entry, targets)
-            results[entry.index] = await perform(tx, entry, base, strict=strict)
+            results[entry.index] = await perform(tx, entry, base, strict=strict, guard=guard)
         await _resolve_conditionals(tx, entries, targets)
         _refuse_shared_targets(entries)
         for entry in entries:
             if entry.resource is not None and rewrite_references(entry.resource, targets):
                 raise _dangling(entry, "resolve to no entry of this transaction")
-        results.update(await _create_all(tx, [e for e in entries if e.method == "POST"]))
-        results.update(await _update_all(tx, [e for e in entries if _batchable_update(e)]))
+        await _authorise_all(tx, entries, guard)
+        results.update(await _create_all(tx, [e for e in entries if e.method == "POST"], guard))
+        results.update(await _update_all(tx, [e for e in entries if _batchable_update(e)], guard))
         for entry in ordered:
             if entry.index in results:
                 continue
             _rewrite_request(entry, targets)
-            results[entry.index] = await perform(tx, entry, base, strict=strict)
+            results[entry.index] = await perform(tx, entry, base, strict=strict, guard=guard)
     return [results[e.index] for e in entries]
 
 
-async def _create_all(tx: FhirRepository, creates: list[EntryRequest]) -> dict[int, EntryResult]:
-    """The POSTs: new resources checked, then written in one batch; matched conditional creates write nothing."""
+async def _authorise_all(tx: FhirRepository, entries: list[EntryRequest], guard: EntryGuard) -> None:
+    """Every create and update checked by the guard before any of them is written, so whom the store holds is
+    judged as it was before the transaction (a person created by this transaction is a new person). The
+    versions the updates replace are read in one statement."""
+    if not guard.checks_writes:
+        return
+    writes = [e for e in entries if e.method in ("POST", "PUT") and e.existing is None and not e.authorised]
+    keys = [(e.res_type, e.res_id) for e in writes if e.method == "PUT" and e.res_id is not None]
+    current = {(s.res_type, s.res_id): s for s in await tx.read_current(keys) if s is not None} if keys else {}
+    for entry in writes:
+        before = current.get((entry.res_type, entry.res_id or ""))
+        try:
+            await guard.write(tx, entry, [before] if before is not None else [])
+        except GatewayError as exc:
+            raise in_entry(exc, entry) from exc
+        entry.authorised = True
+
+
+async def _create_all(tx: FhirRepository, creates: list[EntryRequest], guard: EntryGuard) -> dict[int, EntryResult]:
+    """The POSTs: new resources checked, then written in one batch; matched conditional creates write nothing
+    (and answer with the match, which the caller must be allowed to read)."""
     results: dict[int, EntryResult] = {}
     fresh: list[EntryRequest] = []
     items: list[tuple[dict[str, Any], str]] = []
     for entry in creates:
         if entry.existing is not None:  # a conditional create that matched: nothing to write
-            results[entry.index] = EntryResult(200, entry.existing, outcome=Outcome.UNCHANGED, written=True)
+            try:
+                shown = await guard.read(tx, entry, entry.existing)
+            except GatewayError as exc:
+                raise in_entry(exc, entry) from exc
+            results[entry.index] = EntryResult(200, shown, outcome=Outcome.UNCHANGED, written=True)
             continue
         assert entry.resource is not None and entry.assigned_id is not None
         try:
@@ -87,6 +120,7 @@ async def _create_all(tx: FhirRepository, creates: list[EntryRequest]) -> dict[i
         fresh.append(entry)
         items.append((entry.resource, entry.assigned_id))
     written = await tx.create_many(items) if items else []
+    await guard.written(tx, written)
     for entry, result in zip(fresh, written, strict=True):
         results[entry.index] = EntryResult(201, result.resource, outcome=result.outcome, written=True)
     return results
@@ -103,7 +137,7 @@ def _batchable_update(entry: EntryRequest) -> bool:
     )
 
 
-async def _update_all(tx: FhirRepository, updates: list[EntryRequest]) -> dict[int, EntryResult]:
+async def _update_all(tx: FhirRepository, updates: list[EntryRequest], guard: EntryGuard) -> dict[int, EntryResult]:
     """PUTs without a precondition: checked, then written in one batch (new ids are created)."""
     items: list[tuple[dict[str, Any], str]] = []
     for entry in updates:
@@ -114,6 +148,7 @@ async def _update_all(tx: FhirRepository, updates: list[EntryRequest]) -> dict[i
             raise in_entry(exc, entry) from exc
         items.append((entry.resource, entry.res_id))
     written = await tx.update_many(items) if items else []
+    await guard.written(tx, written)
     results: dict[int, EntryResult] = {}
     for entry, result in zip(updates, written, strict=True):
         status = 201 if result.outcome is Outcome.CREATED else 200
@@ -263,7 +298,12 @@ def _dangling(entry: EntryRequest, why: str) -> InvalidBundle:
 
 
 async def run_batch(
-    repo: FhirRepository, parsed: Sequence[EntryRequest | GatewayError], base: str, *, strict: bool
+    repo: FhirRepository,
+    parsed: Sequence[EntryRequest | GatewayError],
+    base: str,
+    *,
+    strict: bool,
+    guard: EntryGuard = OPEN,
 ) -> list[EntryResult]:
     results: list[EntryResult] = []
     for item in parsed:
@@ -274,9 +314,9 @@ async def run_batch(
             _refuse_placeholders(item)
             if item.is_write:
                 async with repo.transaction() as tx:
-                    results.append(await perform(tx, item, base, strict=strict))
+                    results.append(await perform(tx, item, base, strict=strict, guard=guard))
             else:
-                results.append(await perform(repo, item, base, strict=strict))
+                results.append(await perform(repo, item, base, strict=strict, guard=guard))
         except GatewayError as exc:
             results.append(EntryResult(exc.status, error=exc))
     return results

@@ -29,6 +29,8 @@ from gateway.errors import Forbidden, InvalidRequest, NotFound
 from gateway.settings import Environment, Settings
 from gateway.store.timeutil import now_us, to_instant
 from gateway.sync import deliveries
+from gateway.sync.destinations import Destination
+from gateway.sync.directory import Directory
 
 log = logging.getLogger(__name__)
 HERE = pathlib.Path(__file__).parent
@@ -191,9 +193,19 @@ async def destinations_page(request: Request) -> Response:
     if signed_in is None:
         return _to_signin(request)
     session, operator = signed_in
-    rows = await views.destination_rows(request.app.state.engine, request.app.state.destinations)
+    rows = await views.destination_rows(request.app.state.engine, await _destinations(request))
     _audit_view(request, caller_for(operator), "destinations")
     return _render(request, "destinations.html", {**_base(session, operator, "destinations"), "rows": rows})
+
+
+async def _destinations(request: Request) -> list[tuple[str, Destination]]:
+    """Every destination now (the file's, the API's and the Subscriptions'), as the sync engine sees them."""
+    directory = getattr(request.app.state, "console_directory", None)
+    if directory is None:
+        file_destinations = tuple(request.app.state.destinations)
+        directory = Directory(request.app.state.engine, request.app.state.settings, file_destinations)
+        request.app.state.console_directory = directory
+    return views.listed(await directory.current(), directory.file_names)
 
 
 def _day(text: str | None) -> date | None:
@@ -229,7 +241,7 @@ async def messages_page(
         "hl7": hl7,
         "sent": sent,
         "replayed": replayed,
-        "destinations": [d.name for d in request.app.state.destinations],
+        "destinations": [d.name for _, d in await _destinations(request)],
     }
     return _render(request, "messages.html", context)
 

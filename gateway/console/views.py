@@ -6,7 +6,7 @@ repository (the keyworking search parameters), each search result passed through
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -24,6 +24,7 @@ from gateway.store.repository import FhirRepository
 from gateway.store.timeutil import to_instant
 from gateway.sync import deliveries
 from gateway.sync.destinations import Destination
+from gateway.sync.directory import Snapshot
 from mappings.keyworking import urls
 from mappings.keyworking.elements import Resource
 from mappings.keyworking.terminology import DsrRating, ObservationCode, TaskType
@@ -46,6 +47,7 @@ def instant(us: int | None) -> str:
 @dataclass(frozen=True, slots=True)
 class DestinationRow:
     name: str
+    source: str  # destinations file | API | Subscription/<id>
     connector: str
     recipient: str
     enabled: bool
@@ -55,6 +57,21 @@ class DestinationRow:
     dead_letters: int
     last_success: str
     error_rate: float
+
+
+FILE_SOURCE = "destinations file"
+API_SOURCE = "API"
+
+
+def listed(snapshot: Snapshot, file_names: Collection[str]) -> list[tuple[str, Destination]]:
+    """Every destination the sync engine delivers to now, with where it was made: those of
+    ``KWG_DESTINATIONS_FILE`` first (in the file's order), then those made through the API, then the live FHIR
+    Subscriptions' (``subscription-<id>``), each group by name."""
+    made = {name: target.subscription_id for name, target in snapshot.subscriptions.items()}
+    files = [(FILE_SOURCE, d) for d in snapshot.destinations.values() if d.name in file_names and d.name not in made]
+    api = [(API_SOURCE, d) for d in snapshot.destinations.values() if d.name not in file_names and d.name not in made]
+    subs = [(f"Subscription/{made[d.name]}", d) for d in snapshot.destinations.values() if d.name in made]
+    return [*files, *sorted(api, key=lambda p: p[1].name), *sorted(subs, key=lambda p: p[1].name)]
 
 
 def health_word(enabled: bool, h: deliveries.DestinationHealth) -> str:
@@ -69,13 +86,17 @@ def health_word(enabled: bool, h: deliveries.DestinationHealth) -> str:
     return "healthy"
 
 
-async def destination_rows(engine: AsyncEngine, destinations: Sequence[Destination]) -> list[DestinationRow]:
+async def destination_rows(
+    engine: AsyncEngine, destinations: Sequence[tuple[str, Destination]]
+) -> list[DestinationRow]:
+    """The health figures of each destination (``(source, destination)`` pairs, as :func:`listed` gives them)."""
     rows = []
-    for d in destinations:
+    for source, d in destinations:
         h = await deliveries.health(engine, d.name)
         rows.append(
             DestinationRow(
                 name=d.name,
+                source=source,
                 connector=d.connector,
                 recipient=d.recipient.value,
                 enabled=d.enabled,

@@ -1,7 +1,8 @@
 """Load the synthetic ICS into a running gateway through its public domain API (``PUT /api/v1/...``), over HTTP.
 
-Records are PUT under their deterministic ids, so loading again updates instead of duplicating. Young people are
-loaded concurrently (a few at a time); each one's records go in order (person, register entry, care team, case,
+Records are PUT under their deterministic ids, so loading again updates instead of duplicating. The agencies go
+first, as FHIR Organizations (``PUT /fhir/Organization/{id}``: the domain API has no organisations), then the young
+people, concurrently (a few at a time); each one's records go in order (person, register entry, care team, case,
 contacts, meetings), because each names the ones before it.
 """
 
@@ -10,10 +11,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
-from gateway.demo.population import YoungPersonRecords
+from gateway.demo.population import YoungPersonRecords, organisations
 from mappings.keyworking.records import Record
 
 COLLECTIONS = {
@@ -31,6 +33,7 @@ class LoadReport:
     people: int = 0
     records: int = 0
     failures: int = 0
+    organisations: int = 0
 
 
 class DemoLoadError(Exception):
@@ -60,6 +63,13 @@ async def put_record(client: httpx.AsyncClient, record: Record) -> None:
         raise DemoLoadError(f"PUT /api/v1/{collection}/{rid}: {response.status_code} {response.text[:500]}")
 
 
+async def put_organisation(client: httpx.AsyncClient, organisation: dict[str, Any]) -> None:
+    path = f"/fhir/Organization/{organisation['id']}"
+    response = await client.put(path, json=organisation, headers={"Content-Type": "application/fhir+json"})
+    if response.status_code not in (200, 201):
+        raise DemoLoadError(f"PUT {path}: {response.status_code} {response.text[:500]}")
+
+
 async def load(
     client: httpx.AsyncClient,
     population: Iterable[YoungPersonRecords],
@@ -69,6 +79,9 @@ async def load(
 ) -> LoadReport:
     """PUT every record; stop at the first refusal (a demo record the gateway refuses is a bug worth seeing)."""
     report = LoadReport()
+    for organisation in organisations():
+        await put_organisation(client, organisation)
+        report.organisations += 1
     gate = asyncio.Semaphore(concurrency)
 
     async def one(young_person: YoungPersonRecords) -> None:

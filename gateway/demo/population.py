@@ -17,10 +17,10 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from mappings.identifiers import nhs_number_check_digit
-from mappings.keyworking import lifecycle
+from mappings.keyworking import lifecycle, urls
 from mappings.keyworking.records import (
     Agency,
     Attendee,
@@ -159,6 +159,34 @@ def _staff(rng: random.Random, place: Place, role: str) -> PersonRef:
     given, family = rng.choice(STAFF_GIVEN), rng.choice(FAMILY)
     slug = f"{place.name}-{role}-{given}-{family}".lower()
     return PersonRef(name=f"{given} {family}", reference=f"Practitioner/demo-{slug}"[:60])
+
+
+def organisations() -> list[dict[str, Any]]:
+    """The demo ICS's agencies as FHIR Organizations, by the ODS codes its care teams name (a trust serving two
+    places takes the first one's name), each with an invented phone number (Ofcom's drama range, 01632 960xxx)
+    and email address, so that a summary can give every professional member a contact route through their agency."""
+    names: dict[str, str] = {ICB.ods_code: ICB.name or ICB.ods_code}
+    for place in PLACES:
+        names.setdefault(place.trust, f"{place.name} mental health trust")
+        names.setdefault(place.la_code, f"{place.name} Council")
+        for school in place.schools:
+            names.setdefault(school, f"{place.name} Academy")
+        for number, practice in enumerate(place.gp_practices, start=1):
+            names.setdefault(practice, f"{place.name} GP practice {number}")
+    return [
+        {
+            "resourceType": "Organization",
+            "id": f"demo-org-{code.lower()}",
+            "identifier": [{"system": urls.ODS_ORGANISATION, "value": code}],
+            "active": True,
+            "name": name,
+            "telecom": [
+                {"system": "phone", "value": f"01632 960{n:03d}", "use": "work", "rank": 1},
+                {"system": "email", "value": f"contact-{code.lower()}@demo-ics.example", "use": "work", "rank": 2},
+            ],
+        }
+        for n, (code, name) in enumerate(names.items())
+    ]
 
 
 def population(*, seed: int = 7, people: int = 300, today: date | None = None) -> Iterator[YoungPersonRecords]:

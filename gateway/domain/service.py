@@ -22,12 +22,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, NoReturn, Protocol, TypeVar
 
 from gateway.domain.gather import belonging_to, gather, parse, read_optional, search
 from gateway.errors import Conflict, Gone, NotFound, PreconditionFailed, UnprocessableRecord
 from gateway.errors import Issue as GatewayIssue
-from gateway.store.records import StoredResource
+from gateway.store.records import Outcome as StoreOutcome
+from gateway.store.records import StoredResource, WriteResult
 from gateway.store.repository import FhirRepository
 from mappings.keyworking import lifecycle
 from mappings.keyworking.elements import Resource
@@ -43,6 +44,7 @@ from mappings.keyworking.records import (
     ReviewMeeting,
     check_age,
 )
+from mappings.provenance import Activity, Origin, provenance, versioned
 
 R = TypeVar("R", bound=Record)
 
@@ -114,16 +116,28 @@ class KeyworkingRecords:
         *,
         today: Callable[[], date] | None = None,
         after_write: AfterWrite | None = None,
+        origin: Origin | None = None,
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         self.repo = repo
         self.today = today or (lambda: datetime.now(UTC).date())
         self.after_write = after_write
+        #: Whom each record write is attributed to (a Provenance per write); None writes none (the development
+        #: caller, or a writer that records its own, as the HL7 processing does).
+        self.origin = origin
+        self.now = now or (lambda: datetime.now(UTC))
+
+    def attributed(self, origin: Origin | None) -> KeyworkingRecords:
+        """This service with its writes attributed to ``origin``."""
+        return KeyworkingRecords(self.repo, today=self.today, after_write=self.after_write, origin=origin, now=self.now)
 
     @asynccontextmanager
     async def together(self) -> AsyncIterator[KeyworkingRecords]:
         """A service whose writes all commit together, or none do (e.g. a keyworker change on a case and its team)."""
         async with self.repo.transaction() as tx:
-            yield KeyworkingRecords(tx, today=self.today, after_write=self.after_write)
+            yield KeyworkingRecords(
+                tx, today=self.today, after_write=self.after_write, origin=self.origin, now=self.now
+            )
 
     # -- reads ----------------------------------------------------------------------------------------------------
 
@@ -251,49 +265,160 @@ class KeyworkingRecords:
         self, record: R, before: _Snapshot[R] | None, if_match: int | None, *, raced: bool = False
     ) -> Saved[R]:
         """Write what changed: the main resource (always, when anything changed: its version guards the record),
-        the other resources whose content differs, and deletions of those the new version no longer has."""
+        the other resources whose content differs, and deletions of those the new version no longer has; with an
+        origin, a Provenance naming the versions written, in the same batched plan (no plan of its own)."""
         kind = type(record)
         resources = to_fhir(record)
-        old = {(str(r["resourceType"]), str(r["id"])): r for r in (before.resources if before else ())}
-        changed = [r for r in resources[1:] if not same_content(old.get((r["resourceType"], r["id"])), r)]
-        stale = [key for key in old if key not in {(r["resourceType"], r["id"]) for r in resources}]
+        old = {key_of(r): r for r in (before.resources if before else ())}
+        changed = [r for r in resources[1:] if not same_content(old.get(key_of(r)), r)]
+        stale = [key for key in old if key not in {key_of(r) for r in resources}]
         main = resources[0]
-        main_changed = not same_content(old.get((main["resourceType"], main["id"])), main)
+        main_changed = not same_content(old.get(key_of(main)), main)
         if before is not None and not (main_changed or changed or stale):
             if if_match is not None and if_match != before.version and not raced:
                 raise PreconditionFailed(f"If-Match version {if_match} is stale: the record is at {before.version}")
             return Saved(from_fhir(kind, resources), before.version, created=False)
-        batch = changed if if_match is not None else [main, *changed]
+        if if_match is not None and (before is None or if_match != before.version):
+            # Refused before anything is written (the version is checked again, under the row lock, below).
+            at = f"at version {before.version}" if before is not None else "not stored"
+            self._refuse_stale(record, raced, f"If-Match version {if_match} is stale: the record is {at}")
+        batch = [main, *changed]
         for resource in batch:
             self.repo.check(resource, resource["resourceType"])  # update_many does not validate
         hook = self.after_write
         if hook is not None and not hook.concerns(before.record if before else None, record):
             hook = None
-        if if_match is None and not stale and hook is None:
+        # The versions this write makes, known before it is made so the Provenance can go in the same batch:
+        # the next version of each resource read with the record, version 1 of one it did not have.
+        expected = Versions({key_of(r): next_version(old.get(key_of(r))) for r in batch})
+        gone = Versions({key: next_version(old[key]) for key in stale})
+        activity = Activity.CREATE if before is None else Activity.UPDATE
+        provenance_id = str(uuid.uuid4())
+        # A record that gains a resource may be taking back an id deleted earlier (a diagnosis made again), whose
+        # next version is not 1: such writes, like guarded ones, run in a scope that is retried if it was so.
+        guarded = if_match is not None or bool(stale) or hook is not None
+        regained = self.origin is not None and before is not None and any(key not in old for key in expected)
+        if not (guarded or regained):
             # One batched write is already one transaction: no scope (and savepoint) around it.
-            written = (await self.repo.update_many([(r, r["id"]) for r in batch]))[0]
-            assert written.resource is not None
-            return Saved(from_fhir(kind, resources), written.resource.version_id, created=before is None)
-        try:
-            # Any failure below leaves the scope and rolls all of it back: no savepoint per interaction.
-            async with self.repo.transaction(savepoints=False) as tx:
-                if if_match is not None:  # the version guard needs the single-resource path
-                    written = await tx.update(main["resourceType"], main["id"], main, if_match=if_match)
-                if batch:
-                    results = await tx.update_many([(r, r["id"]) for r in batch])
-                    if if_match is None:
-                        written = results[0]
-                for res_type, res_id in stale:
-                    await tx.delete(res_type, res_id)
-                if hook is not None:
-                    await hook(tx, before.record if before else None, record)
-        except PreconditionFailed:
-            if not raced:
-                raise  # the client's If-Match was stale: 412
-            what = f"the {kind_name(kind)} {record_id_of(record)!r}"
-            raise Conflict(f"{what} changed while this request was handled; read it and try again") from None
-        assert written.resource is not None
-        return Saved(from_fhir(kind, resources), written.resource.version_id, created=before is None)
+            attribution = self._provenance(provenance_id, expected, gone, activity)
+            results = await self.repo.update_many([(r, r["id"]) for r in [*batch, *attribution]])
+            written = Versions.of(results[: len(batch)])
+            if attribution and written != expected:
+                # A concurrent writer (or an id deleted earlier) moved the versions on: name the ones written.
+                corrected = self._provenance(provenance_id, written, gone, activity)[0]
+                await self.repo.update("Provenance", provenance_id, corrected)
+            return Saved(from_fhir(kind, resources), written[key_of(main)], created=before is None)
+        changes = _Changes(record, before, batch, stale, hook, if_match, activity, provenance_id)
+        for _attempt in range(2):
+            try:
+                version = await self._write_scoped(changes, expected, gone)
+            except _VersionsMoved as moved:
+                expected, gone = moved.written, moved.gone  # rolled back: again, naming the versions seen
+                continue
+            except PreconditionFailed:
+                if not raced:
+                    raise  # the client's If-Match was stale: 412
+                self._refuse_stale(record, raced, "")
+            return Saved(from_fhir(kind, resources), version, created=before is None)
+        what = f"the {kind_name(kind)} {record_id_of(record)!r}"
+        raise Conflict(f"{what} changed while this request was handled; read it and try again")
+
+    async def _write_scoped(self, changes: _Changes[R], expected: Versions, gone: Versions) -> int:
+        """The write in one transaction scope; the main resource's new version. Any failure rolls all of it back
+        (no savepoint per interaction); :class:`_VersionsMoved` when the Provenance would name the wrong ones."""
+        main_key = key_of(changes.batch[0])
+        if_match = changes.if_match
+        async with self.repo.transaction(savepoints=False) as tx:
+            attribution = self._provenance(changes.provenance_id, expected, gone, changes.activity)
+            results = await tx.update_many([(r, r["id"]) for r in [*changes.batch, *attribution]])
+            written = Versions.of(results[: len(changes.batch)])
+            if if_match is not None and written[main_key] != if_match + 1:
+                # The version guard: the batch read the main row's version under its lock.
+                raise PreconditionFailed(
+                    f"If-Match version {if_match} is stale: the record is at version {written[main_key] - 1}"
+                )
+            deleted = Versions()
+            for res_type, res_id in changes.stale:
+                result = await tx.delete(res_type, res_id)
+                if result.resource is not None and result.outcome is StoreOutcome.DELETED:
+                    deleted[(res_type, res_id)] = result.resource.version_id
+            if attribution and (written != expected or deleted != gone):
+                raise _VersionsMoved(written, deleted)
+            if changes.hook is not None:
+                before = changes.before.record if changes.before else None
+                await changes.hook(tx, before, changes.record)
+        return written[main_key]
+
+    def _provenance(self, provenance_id: str, written: Versions, gone: Versions, activity: Activity) -> list[Resource]:
+        """The write's Provenance (none without an origin): every version written, deletions included."""
+        if self.origin is None:
+            return []
+        targets = [versioned(t, i, v) for (t, i), v in [*written.items(), *gone.items()]]
+        recorded = self.now().astimezone(UTC).isoformat(timespec="microseconds")
+        return [
+            provenance(
+                provenance_id=provenance_id,
+                targets=targets,
+                recorded=recorded,
+                activity=activity,
+                origin=self.origin,
+            )
+        ]
+
+    def _refuse_stale(self, record: Record, raced: bool, message: str) -> NoReturn:
+        """412 for a client's stale If-Match; 409 when the record changed under a read-modify-write of ours."""
+        if not raced:
+            raise PreconditionFailed(message)
+        what = f"the {kind_name(type(record))} {record_id_of(record)!r}"
+        raise Conflict(f"{what} changed while this request was handled; read it and try again") from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Changes(Generic[R]):
+    """What one record write stores: the resources (main first), the ids it deletes, the rules to run after."""
+
+    record: R
+    before: _Snapshot[R] | None
+    batch: list[Resource]
+    stale: list[tuple[str, str]]
+    hook: AfterWrite | None
+    if_match: int | None
+    activity: Activity
+    provenance_id: str
+
+
+class Versions(dict[tuple[str, str], int]):
+    """The version of each (type, id) a write made (or is expected to make)."""
+
+    @classmethod
+    def of(cls, results: Sequence[WriteResult]) -> Versions:
+        versions = cls()
+        for result in results:
+            assert result.resource is not None
+            versions[(result.resource.res_type, result.resource.res_id)] = result.resource.version_id
+        return versions
+
+
+class _VersionsMoved(Exception):
+    """The versions written are not those the Provenance named (rolled back; written again naming these)."""
+
+    def __init__(self, written: Versions, gone: Versions) -> None:
+        super().__init__("the versions written differ from those expected")
+        self.written = written
+        self.gone = gone
+
+
+def key_of(resource: Resource) -> tuple[str, str]:
+    return (str(resource["resourceType"]), str(resource["id"]))
+
+
+def next_version(stored: Resource | None) -> int:
+    """The version a write of this resource makes: one more than the stored one's, 1 for one not stored."""
+    if stored is None:
+        return 1
+    meta = stored.get("meta")
+    version = meta.get("versionId") if isinstance(meta, dict) else None
+    return int(version) + 1 if isinstance(version, str) and version.isdigit() else 1
 
 
 def _no_person(person_id: str, field: str) -> UnprocessableRecord:

@@ -27,6 +27,8 @@ def _conditions(selection: Selection) -> list[ColumnElement[bool]]:
     ]
     if selection.since is not None:
         conditions.append(resource.c.last_updated > selection.since)
+    if selection.until is not None:
+        conditions.append(resource.c.last_updated <= selection.until)
     if selection.kind is Kind.SYSTEM:
         return conditions
     if selection.res_type == "Patient":

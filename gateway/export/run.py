@@ -1,11 +1,14 @@
 """One export job, run by a worker from the start: idempotent (the job's folder is emptied first, so a run that a
-killed worker left half done is simply run again) and stopped between pages when the job is cancelled."""
+killed worker left half done is simply run again), never run by two workers at once (:func:`jobs.claim`), bounded to
+the resources as they were at kick-off (last updated no later than the job's transactionTime: what changed after
+it is for the next export with ``_since``), and stopped after the page in hand when the job is cancelled."""
 
 from __future__ import annotations
 
 import logging
 import shutil
 import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import orjson
@@ -14,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.errors import GatewayError
 from gateway.export import jobs, reader
 from gateway.export.access import policy_for, shaper_for
+from gateway.export.reader import Row
 from gateway.export.scope import Kind, Selection
 from gateway.export.writer import OutputFile, write_type
 from gateway.settings import Settings
@@ -22,8 +26,12 @@ from gateway.store.repository import SqlFhirRepository
 log = logging.getLogger(__name__)
 
 
-#: Seconds between progress updates (each is also the look for a cancellation).
+#: Seconds between progress updates (the heartbeat that tells the sweep the job's worker is alive). After every
+#: other page the worker only looks whether the job was cancelled.
 PROGRESS_EVERY = 0.5
+
+#: Reads one type's selected rows in pages (:func:`gateway.export.reader.pages`).
+Pages = Callable[[AsyncEngine, Selection, int], AsyncIterator[Sequence[Row]]]
 
 
 class Cancelled(Exception):
@@ -51,10 +59,15 @@ def group_members(content: bytes) -> tuple[str, ...]:
     return tuple(sorted(set(found)))
 
 
-async def run_export(engine: AsyncEngine, settings: Settings, job_id: str) -> str:
-    """Run the job; what became of it (done, failed, cancelled, or skipped when there was nothing to run)."""
+async def run_export(engine: AsyncEngine, settings: Settings, job_id: str, *, read: Pages = reader.pages) -> str:
+    """Run the job; what became of it (done, failed, cancelled, or skipped when there was nothing to run: the job is
+    gone, finished, or another worker runs it)."""
     job = await jobs.load(engine, job_id)
-    if job is None or job.status not in (jobs.ACCEPTED, jobs.RUNNING):
+    if (
+        job is None
+        or job.status not in (jobs.ACCEPTED, jobs.RUNNING)
+        or not await jobs.claim(engine, job_id, stalled_after=settings.export_stalled_seconds)
+    ):
         return "skipped"
     folder = job_folder(settings, job_id)
     shutil.rmtree(folder, ignore_errors=True)
@@ -62,8 +75,6 @@ async def run_export(engine: AsyncEngine, settings: Settings, job_id: str) -> st
     repo = SqlFhirRepository(engine)
     shaper = shaper_for(job.caller, policy_for(settings), repo)
     try:
-        if not await jobs.mark(engine, job_id, jobs.RUNNING, "starting"):
-            raise Cancelled
         patients: tuple[str, ...] | None = None
         if job.kind is Kind.GROUP:
             assert job.group_id is not None
@@ -74,16 +85,18 @@ async def run_export(engine: AsyncEngine, settings: Settings, job_id: str) -> st
 
             async def progress(count: int, res_type: str = res_type, number: int = number) -> None:
                 if time.monotonic() - last_mark[0] < PROGRESS_EVERY:
+                    if not await jobs.exists(engine, job_id):
+                        raise Cancelled
                     return
                 last_mark[0] = time.monotonic()
                 text = f"{res_type} ({number} of {len(job.types)} types): {count} resources"
                 if not await jobs.mark(engine, job_id, jobs.RUNNING, text):
                     raise Cancelled
 
-            selection = Selection(res_type, job.kind, patients, job.since)
+            selection = Selection(res_type, job.kind, patients, job.since, job.transaction_time)
             files += await write_type(
                 res_type,
-                reader.pages(engine, selection, settings.export_page_size),
+                read(engine, selection, settings.export_page_size),
                 folder,
                 part_size=settings.export_file_resources,
                 shaper=shaper,
@@ -101,6 +114,9 @@ async def run_export(engine: AsyncEngine, settings: Settings, job_id: str) -> st
         return "failed"
     except Exception as exc:
         shutil.rmtree(folder, ignore_errors=True)
+        if not await jobs.exists(engine, job_id):  # cancelled under our feet (its folder removed mid-write)
+            log.info("export %s cancelled while running", job_id)
+            return "cancelled"
         log.exception("export %s failed", job_id)
         await jobs.fail(engine, job_id, f"internal error ({type(exc).__name__})")
         return "failed"

@@ -37,9 +37,11 @@ def exportable_types(kind: Kind) -> frozenset[str]:
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """Which rows of one type an export reads: all of them, or those about ``patients`` (None: any Patient)."""
+    """Which rows of one type an export reads: all of them, or those about ``patients`` (None: any Patient); last
+    updated after ``since`` and no later than ``until`` (the job's transactionTime) when given."""
 
     res_type: str
     kind: Kind
     patients: tuple[str, ...] | None = None
     since: int | None = None
+    until: int | None = None

@@ -23,6 +23,7 @@ from gateway.hl7v2.decoding import decode_message
 from gateway.hl7v2.log import StoredMessage
 from gateway.register.apply import RegisterRules
 from gateway.store.repository import FhirRepository
+from mappings.hl7v2 import systems
 from mappings.hl7v2.tokenizer import Message, parse, peek
 from mappings.hl7v2.visit import (
     MESSAGE_SYSTEM,
@@ -39,6 +40,7 @@ from mappings.keyworking import lifecycle, urls
 from mappings.keyworking.records import NhsNumberVerification, Person, PersonRef, RatingChange, RegisterEntry
 from mappings.keyworking.register import flag_id, rating_id
 from mappings.keyworking.terminology import EpisodeType
+from mappings.provenance import Author, Origin, Source
 
 
 def hospital_event(message: Message) -> HospitalEvent:
@@ -85,7 +87,7 @@ class Hl7Processor:
             person_id = str(patient["id"])
             if visit.trigger == "A40":
                 await self._check_merge(person_id, facts)
-            await self._update_person(person_id, facts)
+            await self._update_person(person_id, facts, visit)
             await self._record_visit(person_id, visit)
             if self.settings.configured:
                 await self._alert(person_id, event, visit)
@@ -101,11 +103,12 @@ class Hl7Processor:
                         "review and merge by hand"
                     )
 
-    async def _update_person(self, person_id: str, facts: PersonFacts) -> None:
-        """The hospital's NHS number verification status and GP practice onto the person's record (only those)."""
+    async def _update_person(self, person_id: str, facts: PersonFacts, visit: Visit) -> None:
+        """The hospital's NHS number verification status and GP practice onto the person's record (only those),
+        with a Provenance naming the sending system and the message."""
         if facts.nhs_number_verification is None and facts.gp_practice is None:
             return
-        service = KeyworkingRecords(self.repo)
+        service = KeyworkingRecords(self.repo, origin=sender_origin(visit))
         try:
             person = await service.get(Person, person_id)
         except NotFound:
@@ -166,6 +169,20 @@ class Hl7Processor:
             await self.repo.update(
                 "Provenance", provenance_id, provenance_for(visit, targets, provenance_id=provenance_id)
             )
+
+
+def sender_origin(visit: Visit) -> Origin:
+    """The sending system (MSH-3, for the facility in MSH-4) and the message (MSH-10), as a write's Origin."""
+    facility = visit.sending_facility
+    application = visit.sending_application or "unknown system"
+    author = Author(
+        systems.per_sender(systems.APPLICATION_PREFIX, facility),
+        application,
+        display=f"{application} at {facility or 'an unnamed facility'}",
+        organisation=facility or None,
+    )
+    message = Source(f"HL7 v2 ADT^{visit.trigger}", MESSAGE_SYSTEM + (facility or "unknown"), visit.control_id)
+    return Origin(author, (message,))
 
 
 def _rating_step(change: RatingChange) -> Callable[[RegisterEntry], RegisterEntry]:

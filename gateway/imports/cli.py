@@ -15,11 +15,14 @@ import typer
 from pydantic import TypeAdapter, ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from connectors.education.safe_xml import BadXml, UnsafeXml
 from gateway.imports.columns import ColumnMap, ColumnMappingError, load_mapping, resolve_columns
 from gateway.imports.register_file import RegisterFileError, RegisterSheet, read_register_file
 from gateway.imports.register_import import ImportReport, import_register, write_report
+from gateway.origins import LA_NUMBER_SYSTEM, file_source, import_origin
 from gateway.settings import Settings, load_settings
 from mappings.keyworking.records import OdsCode
+from mappings.provenance import Origin
 
 import_app = typer.Typer(help="Import records from the files partners keep.", no_args_is_help=True)
 
@@ -55,9 +58,14 @@ def register(
     try:
         sheet = read_register_file(file)
         columns = resolve_columns(sheet.headers, load_mapping(mapping) if mapping is not None else None)
+        origin = import_origin(
+            "kwg import register", (file_source(file.name, file.read_bytes(), what="register file"),), organisation=ods
+        )
     except (RegisterFileError, ColumnMappingError) as exc:
         _stop(str(exc))
-    outcome = asyncio.run(_run(settings, sheet, columns, ods, dry_run))
+    except OSError as exc:
+        _stop(f"{file.name} cannot be read ({exc.strerror})")
+    outcome = asyncio.run(_run(settings, sheet, columns, ods, dry_run, origin))
     if report is not None:
         write_report(report, outcome)
     _print(outcome, report)
@@ -65,7 +73,7 @@ def register(
 
 
 async def _run(
-    settings: Settings, sheet: RegisterSheet, columns: ColumnMap, ods: str | None, dry_run: bool
+    settings: Settings, sheet: RegisterSheet, columns: ColumnMap, ods: str | None, dry_run: bool, origin: Origin
 ) -> ImportReport:
     from gateway.domain.service import KeyworkingRecords
     from gateway.register.apply import RegisterRules
@@ -85,6 +93,7 @@ async def _run(
                 service,
                 sheet,
                 columns,
+                origin=origin,
                 register_ods=ods,
                 dry_run=dry_run,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
@@ -121,8 +130,14 @@ def ssda903(
 
     if not (len(la_number) == 3 and la_number.isdigit()):
         _stop("--la-number must be the three-digit DfE local authority number (e.g. 383)")
-    texts = (header.read_text(encoding="utf-8-sig"), episodes.read_text(encoding="utf-8-sig"))
-    report = asyncio.run(_context(load_settings(), lambda repo: import_ssda903(repo, *texts, la_number)))
+    data = (header.read_bytes(), episodes.read_bytes())
+    texts = (_utf8(header.name, data[0]), _utf8(episodes.name, data[1]))
+    sources = (
+        file_source(header.name, data[0], what="SSDA903 Header file"),
+        file_source(episodes.name, data[1], what="SSDA903 Episodes file"),
+    )
+    origin = import_origin("kwg import ssda903", sources, organisation=la_number, organisation_system=LA_NUMBER_SYSTEM)
+    report = asyncio.run(_context(load_settings(), lambda repo: import_ssda903(repo, *texts, la_number, origin=origin)))
     _context_summary(report, "episodes")
 
 
@@ -137,8 +152,19 @@ def ctf(
 
     data = file.read_bytes()
     today = datetime.now(UTC).date()
-    report = asyncio.run(_context(load_settings(), lambda repo: import_ctf(repo, data, as_of=today)))
+    origin = import_origin("kwg import ctf", (file_source(file.name, data, what="Common Transfer File"),))
+    try:
+        report = asyncio.run(_context(load_settings(), lambda repo: import_ctf(repo, data, as_of=today, origin=origin)))
+    except (UnsafeXml, BadXml) as exc:  # refused before anything is read or written
+        _stop(f"{file.name} is not a CTF the gateway can read: {exc}")
     _context_summary(report, "pupils")
+
+
+def _utf8(name: str, data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        _stop(f"{name} is not UTF-8 text (byte {exc.start}); save it as CSV UTF-8")
 
 
 async def _context(settings: Settings, work: Any) -> Any:

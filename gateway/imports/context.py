@@ -8,6 +8,9 @@
 Ids are derived from the source (the LA, child and episode start; the UPN), so importing the same file again updates
 rather than duplicates. Rows for people the gateway does not know are counted, not kept. Nothing identifying is
 reported: rows are named by their number only.
+
+Each import is one transaction, with one Provenance naming every version it wrote, the importing client and the
+file(s) (``origin``); an import that changes nothing writes none.
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ from connectors.local_authority.ssda903 import parse_return
 from connectors.local_authority.ssda903_fhir import child_identifier, episode_to_fhir
 from gateway.domain.gather import read_optional, search
 from gateway.domain.service import same_content
+from gateway.origins import attribute
+from gateway.store.records import StoredResource
 from gateway.store.repository import FhirRepository
 from mappings.keyworking import urls
+from mappings.provenance import Origin
 
 
 @dataclass(slots=True)
@@ -44,11 +50,13 @@ def _unquoted(message: str) -> str:
     return _QUOTED.sub("the value", message)
 
 
-async def _put_if_changed(repo: FhirRepository, resource: dict[str, Any]) -> None:
-    """Store the resource unless the stored version already says the same (a re-import makes no new versions)."""
+async def _put_if_changed(repo: FhirRepository, resource: dict[str, Any]) -> StoredResource | None:
+    """Store the resource unless the stored version already says the same (a re-import makes no new versions);
+    the version written, None when nothing was."""
     current = await read_optional(repo, str(resource["resourceType"]), str(resource["id"]))
-    if not same_content(current, resource):
-        await repo.update(str(resource["resourceType"]), str(resource["id"]), resource)
+    if same_content(current, resource):
+        return None
+    return (await repo.update(str(resource["resourceType"]), str(resource["id"]), resource)).resource
 
 
 async def _patient_by(repo: FhirRepository, system: str, value: str) -> str | None:
@@ -56,7 +64,9 @@ async def _patient_by(repo: FhirRepository, system: str, value: str) -> str | No
     return str(found[0]["id"]) if found else None
 
 
-async def import_ssda903(repo: FhirRepository, header_csv: str, episodes_csv: str, la_number: str) -> ContextReport:
+async def import_ssda903(
+    repo: FhirRepository, header_csv: str, episodes_csv: str, la_number: str, *, origin: Origin
+) -> ContextReport:
     parsed = parse_return(header_csv, episodes_csv)
     report = ContextReport(errors=[f"{e.file} row {e.row}, {e.column}: {_unquoted(e.message)}" for e in parsed.errors])
     upns = {c.child_id: c.upn for c in parsed.children}
@@ -72,20 +82,24 @@ async def import_ssda903(repo: FhirRepository, header_csv: str, episodes_csv: st
         else:
             report.people_matched += 1
     async with repo.transaction() as tx:
+        written: list[StoredResource] = []
         for episode in parsed.episodes:
             patient_id = patients.get(episode.child_id)
             if patient_id is None:
                 continue
             resource = episode_to_fhir(episode, patient_id=patient_id, la_number=la_number)
-            await _put_if_changed(tx, resource)
+            if (stored := await _put_if_changed(tx, resource)) is not None:
+                written.append(stored)
             report.written += 1
+        await attribute(tx, written, origin)
     return report
 
 
-async def import_ctf(repo: FhirRepository, data: bytes, *, as_of: date) -> ContextReport:
+async def import_ctf(repo: FhirRepository, data: bytes, *, as_of: date, origin: Origin) -> ContextReport:
     parsed = parse_ctf(data)
     report = ContextReport(errors=[f"pupil {e.pupil}, {e.element}: {_unquoted(e.message)}" for e in parsed.errors])
     async with repo.transaction() as tx:
+        written: list[StoredResource] = []
         for pupil in parsed.pupils:
             patient_id = await _patient_by(tx, urls.UPN, pupil.upn)
             if patient_id is None:
@@ -94,6 +108,8 @@ async def import_ctf(repo: FhirRepository, data: bytes, *, as_of: date) -> Conte
             report.people_matched += 1
             resource = education_context(pupil, parsed.school, patient_id=patient_id, as_of=as_of)
             resource["id"] = "ctf-" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"{urls.UPN}|{pupil.upn}"))
-            await _put_if_changed(tx, resource)
+            if (stored := await _put_if_changed(tx, resource)) is not None:
+                written.append(stored)
             report.written += 1
+        await attribute(tx, written, origin)
     return report

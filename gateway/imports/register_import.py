@@ -3,8 +3,9 @@
 Every row is read and checked first (:func:`~gateway.imports.register_rows.read_row`), so a file with a wrong
 column fails row by row in the report before anything is written. Then each valid row is reconciled with what the
 gateway holds for its NHS number and written as one transaction (the person and their register entry together,
-with the register rules the API applies): a row the gateway refuses is reported and the next row goes on. A dry
-run reads the same and writes nothing, so it reports exactly what a real run would create, update or leave alone.
+with the register rules the API applies, and a Provenance for each record naming the importing client and the
+file): a row the gateway refuses is reported and the next row goes on. A dry run reads the same and writes
+nothing, so it reports exactly what a real run would create, update or leave alone.
 
 The report identifies rows by spreadsheet row number and masked NHS number (``999 *** **33``), never by name or
 full NHS number, so it can be mailed back to the team that sent the file.
@@ -41,6 +42,7 @@ from gateway.imports.register_rows import (
 from mappings.identifiers import NHS_NUMBER_SYSTEM
 from mappings.keyworking.errors import ImpossibleTransition
 from mappings.keyworking.records import Person, RegisterEntry
+from mappings.provenance import Origin
 
 
 class Outcome(StrEnum):
@@ -102,13 +104,16 @@ async def import_register(
     sheet: RegisterSheet,
     columns: ColumnMap,
     *,
+    origin: Origin,
     register_ods: str | None = None,
     dry_run: bool = False,
     progress: Progress | None = None,
     now: Callable[[], datetime] | None = None,
 ) -> ImportReport:
-    """Import every row of ``sheet``; returns the per-row report (rows in file order)."""
+    """Import every row of ``sheet``; returns the per-row report (rows in file order). Each record written is
+    attributed to ``origin`` (the importing client and the file): a Provenance per record write."""
     imported_at = (now or (lambda: datetime.now(UTC)))()
+    service = service.attributed(origin)
     today = service.today()
     report = ImportReport(dry_run)
     checked, refused = check_rows(sheet, columns, register_ods=register_ods)

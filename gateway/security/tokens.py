@@ -22,7 +22,7 @@ from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.security.clients import ApiClient, get_client
+from gateway.security.clients import CLIENT_ID, ApiClient, get_client
 from gateway.security.tables import used_assertion
 from gateway.store.db import begin_write
 
@@ -68,7 +68,10 @@ async def verify_assertion(engine: AsyncEngine, assertion: str, token_url: str |
     if header.get("alg") not in ASSERTION_ALGORITHMS:
         raise TokenError("invalid_client", f"the assertion's alg must be one of {', '.join(ASSERTION_ALGORITHMS)}", 401)
     client_id = unverified.get("iss")
-    client = await get_client(engine, str(client_id)) if isinstance(client_id, str) else None
+    # Only a well-formed client id is looked up: JSON can carry NUL and lone surrogates, which neither database
+    # takes (a server error, not a 401, before this check).
+    known = isinstance(client_id, str) and CLIENT_ID.fullmatch(client_id) is not None
+    client = await get_client(engine, str(client_id)) if known else None
     if client is None or client.disabled:
         raise TokenError("invalid_client", "unknown or disabled client", 401)
     keys = [k for k in client.jwks.get("keys", []) if k.get("kid") == header.get("kid")]
@@ -89,7 +92,7 @@ async def verify_assertion(engine: AsyncEngine, assertion: str, token_url: str |
         raise TokenError("invalid_client", f"the assertion's aud must be {audiences[0]}", 401) from None
     except jwt.PyJWTError as exc:
         raise TokenError("invalid_client", f"the client assertion is not valid: {type(exc).__name__}", 401) from None
-    if not isinstance(claims["jti"], str) or not 0 < len(claims["jti"]) <= MAX_JTI_LENGTH:
+    if not _is_jti(claims["jti"]):
         raise TokenError("invalid_client", f"the assertion's jti must be a string of 1 to {MAX_JTI_LENGTH}", 401)
     if claims.get("sub") != client.client_id:
         raise TokenError("invalid_client", "the assertion's sub must be the client id", 401)
@@ -97,6 +100,17 @@ async def verify_assertion(engine: AsyncEngine, assertion: str, token_url: str |
         raise TokenError("invalid_client", "the assertion expires too far ahead (at most five minutes)", 401)
     await _use_once(engine, str(claims["jti"]), client.client_id, int(claims["exp"]))
     return client
+
+
+def _is_jti(value: object) -> bool:
+    """A jti we can remember: a string of 1 to MAX_JTI_LENGTH characters that is text (no lone surrogates)."""
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_JTI_LENGTH:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def assertion_key(client_id: str, jti: str) -> str:

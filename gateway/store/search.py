@@ -126,9 +126,13 @@ def split_escaped(text: str, sep: str, maxsplit: int = -1) -> list[str]:
 
 
 def _whole_number(name: str, value: str, *, minimum: int = 0) -> int:
-    if not value.isdigit() or int(value) < minimum:
-        raise InvalidSearch(f"{name} must be a whole number of at least {minimum}, not {value!r}")
+    if not (value.isascii() and value.isdigit()) or int(value) < minimum or int(value) > MAX_WHOLE_NUMBER:
+        raise InvalidSearch(f"{name} must be a whole number from {minimum} to {MAX_WHOLE_NUMBER:,}, not {value[:40]!r}")
     return int(value)
+
+
+#: The largest ``_count`` or ``_offset`` read (both databases hold 64-bit integers; no page is further away).
+MAX_WHOLE_NUMBER = 2**62
 
 
 def _date_value(name: str, value: str) -> tuple[str, int, int]:
@@ -207,6 +211,8 @@ class SearchCompiler:
     ) -> ParsedSearch:
         parsed = ParsedSearch([], [], default_count, 0, [], [], None, None, "accurate")
         for raw_name, value in params:
+            if "\x00" in raw_name or "\x00" in value:  # no FHIR value holds one; PostgreSQL text cannot
+                raise InvalidSearch(f"search parameter {raw_name[:40]!r}: a NUL character is not allowed")
             if raw_name in PAGING_PARAMS:
                 self._control(parsed, res_type, raw_name, value, max_count)
                 parsed.understood.append((raw_name, value))

@@ -5,14 +5,16 @@ does it before calling :func:`compose`; the ``kwg export summary`` operator comm
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import orjson
 
 from gateway import __version__
 from gateway.api.access import RECIPIENTS, minimised
-from gateway.api.everything import PER_TYPE, compartment_param
+from gateway.api.everything import chunks, compartment_param
 from gateway.auth import Caller
+from gateway.errors import Gone, NotFound
 from gateway.store.records import StoredResource
 from gateway.store.repository import FhirRepository
 from gateway.summary.document import Prepared, document_bundle
@@ -63,15 +65,58 @@ async def gather(repo: FhirRepository, patient: StoredResource) -> list[StoredRe
         name = compartment_param(res_type)
         if name is None:
             continue
-        params = [(name, f"Patient/{patient.res_id}"), ("_count", str(PER_TYPE))]
-        found += (await repo.search(res_type, params)).matches
+        async for some in chunks(repo, res_type, [(name, f"Patient/{patient.res_id}")]):
+            found += some
     return found
+
+
+#: How many agencies one Organization search looks up (by ODS code, ORed).
+AGENCIES_PER_SEARCH = 50
+
+
+def _escaped(text: str) -> str:
+    """A search value part with FHIR search's special characters escaped (``\\``, ``,``, ``|``, ``$``)."""
+    for special in ("\\", ",", "|", "$"):
+        text = text.replace(special, "\\" + special)
+    return text
+
+
+async def agencies(repo: FhirRepository, teams: Sequence[StoredResource]) -> list[StoredResource]:
+    """The Organizations the care teams' members act for (``participant.onBehalfOf``: a literal reference, or the
+    logical one by identifier that the domain API writes), for their contact details. An Organization is directory
+    data about no person: it is read as any caller's read would be, not reduced to a sharing profile."""
+    ids: set[str] = set()
+    tokens: set[str] = set()
+    for team in teams:
+        for participant in orjson.loads(team.content or b"{}").get("participant", ()):
+            ref = participant.get("onBehalfOf") if isinstance(participant, dict) else None
+            if not isinstance(ref, dict):
+                continue
+            literal = ref.get("reference")
+            identifier = ref.get("identifier")
+            if isinstance(literal, str) and literal.startswith("Organization/"):
+                ids.add(literal.removeprefix("Organization/"))
+            elif isinstance(identifier, dict) and identifier.get("system") and identifier.get("value"):
+                tokens.add(f"{_escaped(str(identifier['system']))}|{_escaped(str(identifier['value']))}")
+    found: dict[str, StoredResource] = {}
+    for org_id in sorted(ids):
+        try:
+            found[org_id] = await repo.read("Organization", org_id)
+        except (NotFound, Gone):
+            continue  # a reference to an Organization this gateway does not hold: no contact details from it
+    wanted = sorted(tokens)
+    for start in range(0, len(wanted), AGENCIES_PER_SEARCH):
+        value = ",".join(wanted[start : start + AGENCIES_PER_SEARCH])
+        async for some in chunks(repo, "Organization", [("identifier", value)]):
+            found.update((o.res_id, o) for o in some)
+    return [found[k] for k in sorted(found)]
 
 
 async def compose(repo: FhirRepository, caller: Caller, patient_id: str, *, base: str, at: str) -> Summary:
     """The caller's summary of this person (raises NotFound / Gone for an unknown or deleted person)."""
     stored_patient = await repo.read("Patient", patient_id)
     shown = [m for m in (minimised(caller, r) for r in await gather(repo, stored_patient)) if m is not None]
+    shown += await agencies(repo, [s for s in shown if s.res_type == "CareTeam"])
     resources: list[Resource] = [orjson.loads(s.content) for s in shown if s.content is not None]
     sections = build_sections(resources, withheld_types=withheld_types(caller))
     sections = [replace(s, notes=(*s.notes, sharing_limits(caller))) if s.key == "consent" else s for s in sections]

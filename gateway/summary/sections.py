@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.summary.fhirtext import (
     Resource,
@@ -73,7 +74,7 @@ def build_sections(resources: Sequence[Resource], *, withheld_types: frozenset[s
 
     return [
         young_person(of("Patient"), of("Condition"), withheld=held_back("Condition")),
-        care_team(of("CareTeam"), withheld=held_back("CareTeam")),
+        care_team(of("CareTeam"), of("Organization"), withheld=held_back("CareTeam")),
         register(of("EpisodeOfCare"), of("Flag"), of("Observation"), withheld=held_back("Flag", "Observation")),
         keyworking(of("EpisodeOfCare"), of("Task"), withheld=held_back("EpisodeOfCare")),
         contacts(of("Encounter"), of("Observation"), withheld=held_back("Encounter")),
@@ -115,9 +116,14 @@ def young_person(patients: Sequence[Resource], conditions: Sequence[Resource], *
 # -- the care team --------------------------------------------------------------------------------------------------
 
 
-def care_team(teams: Sequence[Resource], *, withheld: bool) -> Section:
+def care_team(teams: Sequence[Resource], organisations: Sequence[Resource] = (), *, withheld: bool) -> Section:
+    """Who is involved, each with a contact route: the member's own telecom when a partner sent one, else their
+    agency's (the Organization their ``onBehalfOf`` names, by reference or ODS code), else "through their agency".
+    The Organizations whose contact details are shown are cited with the teams."""
     rows: list[tuple[str, ...]] = []
     notes: list[str] = []
+    directory = Agencies(organisations)
+    cited: dict[str, Resource] = {}
     for team in teams:
         members = sorted(
             team.get("participant", ()),
@@ -129,26 +135,74 @@ def care_team(teams: Sequence[Resource], *, withheld: bool) -> Section:
         )
         for member in members:
             period = member.get("period", {})
+            organisation = directory.find(member.get("onBehalfOf"))
+            route = _contact_route(member, organisation)
+            if organisation is not None and route.startswith(THROUGH_AGENCY + ","):
+                cited[f"Organization/{organisation.get('id')}"] = organisation
             rows.append(
                 (
                     first_concept(member.get("role")),
                     reference_name(member.get("member")),
                     agency(member.get("onBehalfOf")),
-                    _contact_route(member),
+                    route,
                     period_text(period) if "end" in period else f"since {when(period.get('start'))}",
                 )
             )
         for telecom in team.get("telecom", ()):
             notes.append(f"{team.get('name') or 'Team'} contact: {_telecom_text(telecom)}")
     table = Table("Who is involved", ("Role", "Name", "Agency", "Contact route", "Involved"), tuple(rows))
-    return Section("care-team", "Care team across agencies", (table,), tuple(teams), tuple(notes), withheld=withheld)
+    entries = (*teams, *cited.values())
+    return Section("care-team", "Care team across agencies", (table,), entries, tuple(notes), withheld=withheld)
 
 
-def _contact_route(member: Resource) -> str:
-    telecoms = [_telecom_text(t) for t in member.get("telecom", ())]  # not R4 core, but partners send it
+THROUGH_AGENCY = "through their agency"
+
+
+class Agencies:
+    """Organizations found by what a Reference holds: ``reference`` (``Organization/<id>``) or ``identifier``."""
+
+    def __init__(self, organisations: Iterable[Resource]) -> None:
+        self._by_reference: dict[str, Resource] = {}
+        self._by_identifier: dict[tuple[str, str], Resource] = {}
+        for org in organisations:
+            self._by_reference.setdefault(f"Organization/{org.get('id')}", org)
+            for identifier in org.get("identifier", ()):
+                if isinstance(identifier, dict):
+                    key = (str(identifier.get("system", "")), str(identifier.get("value", "")))
+                    self._by_identifier.setdefault(key, org)
+
+    def find(self, ref: Any) -> Resource | None:
+        if not isinstance(ref, dict):
+            return None
+        if isinstance(ref.get("reference"), str):
+            return self._by_reference.get(ref["reference"])
+        identifier = ref.get("identifier")
+        if isinstance(identifier, dict):
+            return self._by_identifier.get((str(identifier.get("system", "")), str(identifier.get("value", ""))))
+        return None
+
+
+def _current_telecoms(resource: Resource) -> list[str]:
+    """A resource's telecoms that have a value and have not ended, best ranked first, as text."""
+    found = [
+        t
+        for t in resource.get("telecom", ())
+        if isinstance(t, dict) and t.get("value") and "end" not in (t.get("period") or {})
+    ]
+    found.sort(key=lambda t: t.get("rank", 1_000_000) if isinstance(t.get("rank"), int) else 1_000_000)
+    return [_telecom_text(t) for t in found]
+
+
+def _contact_route(member: Resource, organisation: Resource | None = None) -> str:
+    telecoms = _current_telecoms(member)  # not R4 core, but partners send it
     if telecoms:
         return "; ".join(telecoms)
-    return "through their agency" if member.get("onBehalfOf") else ""
+    if not member.get("onBehalfOf"):
+        return ""
+    agency_telecoms = _current_telecoms(organisation) if organisation is not None else []
+    if agency_telecoms:
+        return f"{THROUGH_AGENCY}, {'; '.join(agency_telecoms)}"
+    return THROUGH_AGENCY
 
 
 def _telecom_text(telecom: Resource) -> str:

@@ -4,6 +4,9 @@ For each configured type, the connector lists what changed after the saved curso
 stored under its own id (an update: pulling twice changes nothing, as the store keeps the same content as a new
 version only when it differs) and the cursor advances to the last ``meta.lastUpdated`` seen once the page is
 stored, so a crash repeats at most one page (harmlessly: the same updates again).
+
+Each page is stored in one transaction with one Provenance naming the versions written, the connector (``origin``:
+the destination's device, for its organisation) and the source system.
 """
 
 from __future__ import annotations
@@ -16,10 +19,13 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.origins import attribute
 from gateway.store.db import begin_write
+from gateway.store.records import StoredResource
 from gateway.store.repository import FhirRepository
 from gateway.store.timeutil import now_us
 from gateway.sync.tables import sync_cursor
+from mappings.provenance import Origin
 
 PAGE = 100
 
@@ -55,9 +61,16 @@ async def save_cursor(engine: AsyncEngine, source: str, position: str) -> None:
 
 
 async def pull(
-    engine: AsyncEngine, repo: FhirRepository, name: str, source: PullSource, types: Sequence[str]
+    engine: AsyncEngine,
+    repo: FhirRepository,
+    name: str,
+    source: PullSource,
+    types: Sequence[str],
+    *,
+    origin: Origin,
 ) -> PullReport:
-    """Pull every type's changes since its cursor into the store; returns how many resources were stored."""
+    """Pull every type's changes since its cursor into the store, attributed to ``origin``; returns how many
+    resources were stored."""
     report = PullReport(cursors={})
     for res_type in types:
         key = f"pull:{name}:{res_type}"
@@ -66,11 +79,11 @@ async def pull(
         async for resource in source.changed_since(res_type, cursor):
             batch.append(resource)
             if len(batch) >= PAGE:
-                cursor = await _store(engine, repo, key, batch, cursor)
+                cursor = await _store(engine, repo, key, batch, cursor, origin)
                 report.resources += len(batch)
                 batch = []
         if batch:
-            cursor = await _store(engine, repo, key, batch, cursor)
+            cursor = await _store(engine, repo, key, batch, cursor, origin)
             report.resources += len(batch)
         assert report.cursors is not None
         report.cursors[res_type] = cursor
@@ -78,17 +91,26 @@ async def pull(
 
 
 async def _store(
-    engine: AsyncEngine, repo: FhirRepository, key: str, batch: list[dict[str, Any]], cursor: str | None
+    engine: AsyncEngine,
+    repo: FhirRepository,
+    key: str,
+    batch: list[dict[str, Any]],
+    cursor: str | None,
+    origin: Origin,
 ) -> str | None:
     last = cursor
     async with repo.transaction() as tx:
+        written: list[StoredResource] = []
         for resource in batch:
             meta = resource.get("meta", {})
             updated = meta.get("lastUpdated") if isinstance(meta, dict) else None
             body = {k: v for k, v in resource.items() if k != "meta"}
-            await tx.update(str(resource["resourceType"]), str(resource["id"]), body)
+            result = await tx.update(str(resource["resourceType"]), str(resource["id"]), body)
+            if result.resource is not None:
+                written.append(result.resource)
             if isinstance(updated, str) and (last is None or updated > last):
                 last = updated
+        await attribute(tx, written, origin)
     if last is not None and last != cursor:
         await save_cursor(engine, key, last)
     return last

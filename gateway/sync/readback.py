@@ -3,6 +3,7 @@
 The recommendations reach the LA as deliveries (their Tasks); on the destination's pull schedule the worker asks
 the LA for each open one's status and records an owner's update through the same lifecycle rule as the domain API
 (forward only; a finished recommendation stays finished). An answer the lifecycle refuses is logged and skipped.
+Each update is written with a Provenance naming the local authority's connector (``origin``) in one transaction.
 """
 
 from __future__ import annotations
@@ -14,18 +15,20 @@ from connectors.local_authority.connector import LocalAuthorityConnector
 from connectors.local_authority.recommendations import owned_by
 from gateway.domain.gather import search
 from gateway.errors import PreconditionFailed
+from gateway.origins import attribute
 from gateway.store.repository import FhirRepository
 from mappings.keyworking import lifecycle, urls
 from mappings.keyworking.errors import ImpossibleTransition, NotOurShape
 from mappings.keyworking.records import RecommendationStatus
 from mappings.keyworking.review import recommendation_from_fhir
 from mappings.keyworking.terminology import TaskType
+from mappings.provenance import Origin
 
 log = logging.getLogger(__name__)
 OPEN = "requested,accepted,in-progress"
 
 
-async def read_back_recommendations(repo: FhirRepository, connector: LocalAuthorityConnector) -> int:
+async def read_back_recommendations(repo: FhirRepository, connector: LocalAuthorityConnector, *, origin: Origin) -> int:
     """Ask the LA about each open recommendation it owns; returns how many statuses changed."""
     ods = connector.config.ods_code
     if ods is None:
@@ -47,7 +50,10 @@ async def read_back_recommendations(repo: FhirRepository, connector: LocalAuthor
         meta = {k: v for k, v in task.get("meta", {}).items() if k not in ("versionId", "lastUpdated")}
         version = int(task.get("meta", {}).get("versionId", 0)) or None
         try:
-            await repo.update("Task", task_id, {**task, "meta": meta, "status": updated.status.value}, if_match=version)
+            async with repo.transaction() as tx:
+                body = {**task, "meta": meta, "status": updated.status.value}
+                written = await tx.update("Task", task_id, body, if_match=version)
+                await attribute(tx, [written.resource] if written.resource is not None else [], origin)
         except PreconditionFailed:
             continue  # changed meanwhile; the next pull looks again
         changed += 1

@@ -11,6 +11,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+from mappings.identifiers import NHS_NUMBER_SYSTEM
+from mappings.keyworking.urls import LA_CHILD_ID_PREFIX, UPN
+
 ALWAYS = ("resourceType", "id", "meta")
 
 
@@ -69,6 +72,40 @@ PROFILES: dict[Recipient, dict[str, tuple[str, ...] | None]] = {
 }
 
 
+#: Per recipient: the Patient identifier systems it may receive (a recipient not named here: all of them). A
+#: school knows a pupil by the UPN and needs neither the NHS number nor the local authority's child id; the UPN
+#: stays in the education and local authority context (domain.md section 6), so children's homes and youth
+#: justice get the NHS number and the child id but not the UPN.
+IDENTIFIER_SYSTEMS: dict[Recipient, frozenset[str]] = {
+    Recipient.SCHOOL: frozenset({UPN}),
+    Recipient.CHILDRENS_HOME: frozenset({NHS_NUMBER_SYSTEM, LA_CHILD_ID_PREFIX}),
+    Recipient.YOUTH_JUSTICE: frozenset({NHS_NUMBER_SYSTEM, LA_CHILD_ID_PREFIX}),
+}
+
+
+def shares_identifier(recipient: Recipient, system: object) -> bool:
+    """May this recipient receive a Patient identifier of this system? (A local authority's child id system is
+    one per authority: they share the prefix.)"""
+    allowed = IDENTIFIER_SYSTEMS.get(recipient)
+    if allowed is None:
+        return True
+    if not isinstance(system, str):
+        return False
+    if system.startswith(LA_CHILD_ID_PREFIX):
+        system = LA_CHILD_ID_PREFIX
+    return system in allowed
+
+
+def _identifiers_for(recipient: Recipient, resource: dict[str, Any]) -> dict[str, Any]:
+    if recipient not in IDENTIFIER_SYSTEMS or not isinstance(resource.get("identifier"), list):
+        return resource
+    kept = [i for i in resource["identifier"] if isinstance(i, dict) and shares_identifier(recipient, i.get("system"))]
+    narrowed = {k: v for k, v in resource.items() if k != "identifier"}
+    if kept:
+        narrowed["identifier"] = kept
+    return narrowed
+
+
 def allows(recipient: Recipient, res_type: str, only: tuple[str, ...] | None = None) -> bool:
     """May this recipient receive resources of this type at all?"""
     return res_type in PROFILES[recipient] and (only is None or res_type in only)
@@ -87,6 +124,8 @@ def reduce(recipient: Recipient, resource: dict[str, Any]) -> dict[str, Any] | N
     if is_sensitive(resource) and recipient is not Recipient.NHS_PROVIDER:
         return None
     elements = PROFILES[recipient][res_type]
+    if res_type == "Patient":
+        resource = _identifiers_for(recipient, resource)
     if elements is None:
         return resource
     keep = set(ALWAYS) | set(elements)

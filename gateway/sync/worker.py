@@ -28,7 +28,9 @@ from connectors.base import PushConnector
 from connectors.fhir.connector import FhirConnector
 from connectors.local_authority.connector import LocalAuthorityConnector
 from connectors.registry import build_push_connector
+from gateway.export.requeue import requeue_stalled
 from gateway.hl7v2.alerts import AlertSettings
+from gateway.origins import connector_origin
 from gateway.register.apply import RegisterRules
 from gateway.register.config import DEFAULT_RULES, load_rules
 from gateway.request_ids import carry_into_celery
@@ -108,6 +110,14 @@ def create_celery(settings: Settings | None = None) -> Celery:
     def sweep() -> None:
         nudge(app, runtime(settings).run(deliveries.lanes_with_work(runtime(settings).engine)))
         send_quietly(app, PROCESS_HL7)
+        # Export jobs whose message never reached a worker (or whose worker died) are queued again.
+        runtime(settings).run(
+            requeue_stalled(
+                runtime(settings).engine,
+                lambda job: send_quietly(app, BULK_EXPORT, job),
+                after=settings.export_stalled_seconds,
+            )
+        )
 
     @app.task(name=PROCESS_HL7)  # type: ignore[untyped-decorator]
     def process_hl7() -> None:
@@ -140,10 +150,10 @@ def create_celery(settings: Settings | None = None) -> Celery:
     return app
 
 
-def send_quietly(app: Celery, task: str) -> bool:
-    """Queue a task without arguments; a broker that is down is logged, not raised."""
+def send_quietly(app: Celery, task: str, *args: str) -> bool:
+    """Queue a task (with string arguments, if any); a broker that is down is logged, not raised."""
     try:
-        app.send_task(task, retry=False)
+        app.send_task(task, args=list(args), retry=False)
         return True
     except Exception as exc:  # kombu raises several types for an unreachable broker; the sweep will retry
         log.warning("could not queue %s: %s", task, type(exc).__name__)
@@ -161,6 +171,11 @@ def nudge(app: Celery, lanes: list[tuple[str, int]] | set[tuple[str, int]], *, c
             log.warning("could not queue delivery of %s lane %d: %s", destination, lane, type(exc).__name__)
             break
     return sent
+
+
+#: Seconds a worker delivers with the destinations it last read before it looks again (API changes reach the
+#: worker within this; the relay looks every cycle).
+DIRECTORY_MAX_AGE = 1.0
 
 
 @dataclass
@@ -210,8 +225,11 @@ class Runtime:
         return self._connectors[destination.name]
 
     def deliver(self, name: str, lane: int) -> DrainReport | None:
-        snapshot = self.snapshot()
+        snapshot = self.run(self.directory.recent(DIRECTORY_MAX_AGE))
         destination = snapshot.destinations.get(name)
+        if destination is None:  # new since the last look (a Subscription just made)? Look again before deciding
+            snapshot = self.run(self.directory.current())
+            destination = snapshot.destinations.get(name)
         if destination is None:
             self._undeliverable(snapshot, name, lane)
             return None
@@ -253,13 +271,17 @@ class Runtime:
             return None
         connector = self.connector(destination)
         repo = SqlFhirRepository(self.engine, validator=validate_resource)
+        ods = destination.options.get("ods_code")
+        origin = connector_origin(
+            name, destination.connector, str(destination.endpoint), organisation=ods if isinstance(ods, str) else None
+        )
         if isinstance(connector, LocalAuthorityConnector):
-            updated = self.run(read_back_recommendations(repo, connector))
+            updated = self.run(read_back_recommendations(repo, connector, origin=origin))
             return PullReport(resources=updated)
         if not isinstance(connector, FhirConnector):
             log.error("destination %s: connector %s cannot pull", name, destination.connector)
             return None
-        return self.run(pull(self.engine, repo, name, connector, destination.pull_types))
+        return self.run(pull(self.engine, repo, name, connector, destination.pull_types, origin=origin))
 
     def process_hl7(self) -> int:
         """Process stored HL7 v2 messages in order under the inbox's lease; how many were handled."""

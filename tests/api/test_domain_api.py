@@ -449,3 +449,20 @@ async def test_an_oversized_body_is_refused_with_413(client: httpx.AsyncClient, 
     response = await client.post(f"{API}/people", json=huge)
     assert response.status_code == 413
     assert response.json()["resourceType"] == "OperationOutcome"
+
+
+async def test_a_record_cannot_move_to_another_person(client: httpx.AsyncClient) -> None:
+    """Hazard H1 (wrong-person match): once written, a record's person is fixed."""
+    assert (await client.put(f"{API}/people/yp-amira-khan", json=record("person"))).status_code == 201
+    other = {**record("person"), "id": "yp-other", "nhs_number": "999 000 0018", "upn": None, "la_child_id": None}
+    assert (
+        await client.put(f"{API}/people/yp-other", json={k: v for k, v in other.items() if v is not None})
+    ).status_code == 201
+    assert (await client.put(f"{API}/care-teams/team-amira", json=record("care-team"))).status_code == 201
+    before = await store_size(client)
+    moved = await client.put(f"{API}/care-teams/team-amira", json=record("care-team", person_id="yp-other"))
+    assert moved.status_code == 409
+    assert moved.json()["issue"][0]["expression"] == ["person_id"]
+    assert await store_size(client) == before
+    kept = (await client.get(f"{API}/care-teams/team-amira")).json()
+    assert kept["person_id"] == "yp-amira-khan"

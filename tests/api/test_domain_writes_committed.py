@@ -15,11 +15,14 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.store.migrate import upgrade
+from gateway.store.timeutil import to_instant
+from tests.api.test_access_matrix import ICB, act_as
 from tests.api.test_domain_api import API, record
 from tests.conftest import _POSTGRES, DIALECTS
 from tests.processes import scratch_postgres_database
@@ -127,3 +130,33 @@ async def test_a_record_naming_no_person_is_refused_and_not_stored(client: httpx
     assert refused.status_code == 422, refused.text
     assert "create the person first" in refused.text
     assert (await client.get(f"{API}/register-entries/{entry}")).status_code == 404
+
+
+async def test_a_clients_writes_commit_with_their_provenance_and_a_refusal_with_none(
+    client: httpx.AsyncClient,
+) -> None:
+    """Committed for real (no savepoints): each write's Provenance names the versions it stored, in one statement
+    plan with them; what the rules refuse leaves no Provenance behind."""
+    act_as(client, ICB)
+    person, entry = await person_with_entry(client)
+    await rate(client, entry, "blue", "2026-11-02T09:00:00+00:00", "2026-11-16")
+    assert (await rate(client, entry, "red", "2026-11-20T09:00:00+00:00", "2026-11-27")).status_code == 200
+    assert (await rate(client, entry, "green", "2026-11-25T09:00:00+00:00", "2026-12-25")).status_code == 409
+    repo = client._transport.app.state.repository  # type: ignore[attr-defined]
+    found = await repo.search("Provenance", [("target", f"EpisodeOfCare/{entry}"), ("_sort", "_lastUpdated")])
+    written = [orjson.loads(r.content) for r in found.matches]
+    assert [p["activity"]["coding"][0]["code"] for p in written] == ["CREATE", "UPDATE", "UPDATE"]
+    assert all(p["agent"][0]["who"]["identifier"]["value"] == "icb-register" for p in written)
+    episode_versions = [
+        int(t["reference"].rsplit("/", 1)[1])
+        for p in written
+        for t in p["target"]
+        if "EpisodeOfCare/" in t["reference"]
+    ]
+    assert episode_versions == [1, 2, 3] == list(range(1, (await repo.read("EpisodeOfCare", entry)).version_id + 1))
+    for provenance in written:
+        for target in provenance["target"]:
+            res_type, res_id, _, version = target["reference"].split("/")
+            stored = await repo.vread(res_type, res_id, int(version))
+            assert to_instant(stored.last_updated) == provenance["meta"]["lastUpdated"]  # the same plan
+    assert len((await repo.search("Provenance", [("target", f"Patient/{person}")])).matches) == 1

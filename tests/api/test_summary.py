@@ -21,15 +21,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from gateway.auth import Caller
+from gateway.auth import DEVELOPMENT_CALLER, Caller
 from gateway.cli import app as kwg
-from gateway.demo.loader import put_record, records_of
-from gateway.demo.population import YoungPersonRecords, population
+from gateway.demo.loader import put_organisation, put_record, records_of
+from gateway.demo.population import YoungPersonRecords, organisations, population
 from gateway.errors import NotAcceptable
 from gateway.settings import Settings
 from gateway.store.migrate import upgrade
+from gateway.store.repository import SqlFhirRepository
+from gateway.summary.compose import Summary, compose
 from gateway.summary.formats import SummaryFormat, choose
+from gateway.summary.sections import care_team
 from mappings.keyworking.terminology import CareTeamRole
+from mappings.keyworking.urls import CS_TASK_TYPE
 from tests.api.test_access_matrix import STRANGER, act_as
 
 TODAY = date(2026, 11, 2)
@@ -76,6 +80,8 @@ TRUST = Caller("trust-ehr", member_agency(CareTeamRole.KEYWORKER), "DIRECT_CARE"
 
 
 async def load(client: httpx.AsyncClient) -> None:
+    for organisation in organisations():
+        await put_organisation(client, organisation)
     for record in records_of(PERSON):
         await put_record(client, record)
     assert PERSON.care_team is not None
@@ -189,7 +195,7 @@ async def test_a_school_gets_no_clinical_detail_an_nhs_provider_does(client: htt
     assert any("participant" in e for e in entries_of(nhs, "Encounter"))
     # The school: no Conditions, Observations, Flags, Consents or episodes; Encounters without clinical detail.
     kinds = {r["resourceType"] for r in (e["resource"] for e in school["entry"][2:])}
-    assert kinds <= {"Patient", "CareTeam", "Encounter", "Task"}
+    assert kinds <= {"Patient", "CareTeam", "Encounter", "Task", "Organization"}  # agencies: directory data
     assert entries_of(school, "Encounter")
     for encounter in entries_of(school, "Encounter"):
         assert set(encounter) <= {"resourceType", "id", "meta", "status", "class", "type", "subject", "period"}
@@ -275,3 +281,140 @@ def test_the_cli_writes_each_format_for_an_nhs_number(tmp_path: Path, monkeypatc
     unknown = runner.invoke(kwg, ["export", "summary", "--nhs-number", "9990000018"])
     assert unknown.exit_code == 1 and "no summary" in unknown.output
     assert runner.invoke(kwg, ["export", "summary", "--nhs-number", "12"]).exit_code == 2
+
+
+# -- what the fields say ------------------------------------------------------------------------------------------
+
+
+def rows_of(summary: Summary, key: str, caption: str) -> list[tuple[str, ...]]:
+    section = next(s for s in summary.sections if s.key == key)
+    return list(next(t for t in section.tables if t.caption == caption).rows)
+
+
+def day(value: date) -> str:
+    return value.strftime("%d %b %Y").lstrip("0")
+
+
+PHONES = {o["identifier"][0]["value"]: o["telecom"] for o in organisations()}
+FHIR = {"Content-Type": "application/fhir+json"}
+
+
+def review_task(task_id: str, due: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Task",
+        "id": task_id,
+        "status": "requested",
+        "intent": "order",
+        "code": {"coding": [{"system": CS_TASK_TYPE, "code": "keyworking-review", "display": "Keyworking review"}]},
+        "for": {"reference": f"Patient/{PID}"},
+        "restriction": {"period": {"end": due}},
+    }
+
+
+async def test_the_fields_say_what_the_records_say(client: httpx.AsyncClient, repo: SqlFhirRepository) -> None:
+    await load(client)
+    summary = await compose(repo, DEVELOPMENT_CALLER, PID, base="http://gateway.test/fhir", at="2026-11-02T09:00:00Z")
+
+    # Recommendations: each with its owner and their agency, its due date and its status (open ones first).
+    recommendations = [r for meeting in PERSON.reviews for r in meeting.recommendations]
+    shown = rows_of(summary, "cetr", "Recommendations")
+    assert len(shown) == min(len(recommendations), 10)
+    for text, owner, due, status in shown:
+        record = next(r for r in recommendations if r.text == text)
+        agency = record.owner_agency
+        assert owner == f"{record.owner.name}, {agency.name} ({agency.ods_code})" if agency.name else record.owner.name
+        assert due == day(record.due)
+        assert status.split(" ")[0] == record.status.value
+    open_first = [s.split(" ")[0] in ("requested", "accepted", "in-progress") for *_, s in shown]
+    assert open_first == sorted(open_first, reverse=True)
+
+    # The register: the latest rating, its date and next review; the latest five decisions, newest first.
+    ratings = PERSON.register_entry.ratings
+    latest = ratings[-1]
+    register = dict(rows_of(summary, "register", "Register rating"))
+    assert register["Current rating"].lower().startswith(latest.rating.value)
+    assert register["Rated"] == day(latest.at.date()) and register["Next rating review"] == day(latest.next_review)
+    history = rows_of(summary, "register", "Recent rating decisions")
+    expected = [(day(r.at.date()), r.rating.value, r.reason, r.author.name) for r in reversed(ratings)][:5]
+    assert [(d, rating.lower().split()[0], reason, by) for d, rating, reason, by in history] == expected
+
+    # The next review: the open review Task due soonest (here two made for the test; the person's others are done).
+    keyworking = dict(rows_of(summary, "keyworking", "Keyworking"))
+    assert "Next review" not in keyworking  # nothing open yet
+    for task_id, due in (("review-later", "2026-12-01"), ("review-sooner", "2026-11-20")):
+        assert (
+            await client.put(f"/fhir/Task/{task_id}", json=review_task(task_id, due), headers=FHIR)
+        ).status_code == 201
+    summary = await compose(repo, DEVELOPMENT_CALLER, PID, base="http://gateway.test/fhir", at="2026-11-02T09:00:00Z")
+    keyworking = dict(rows_of(summary, "keyworking", "Keyworking"))
+    assert keyworking["Next review"] == "Keyworking review, due 20 Nov 2026"
+    reviews = rows_of(summary, "keyworking", "Reviews and follow-up")
+    assert reviews[:2] == [
+        ("Keyworking review", "20 Nov 2026", "requested"),
+        ("Keyworking review", "1 Dec 2026", "requested"),
+    ]
+
+    # Contact routes: through each professional's agency, by its phone and email; a parent has none.
+    assert PERSON.care_team is not None
+    team = rows_of(summary, "care-team", "Who is involved")
+    for member in PERSON.care_team.members:
+        role, name, agency, route, _involved = next(row for row in team if row[1] == member.member.name)
+        if member.agency is None:
+            assert (agency, route) == ("", "")
+            continue
+        phone, email = (t["value"] for t in PHONES[member.agency.ods_code])
+        assert route == f"through their agency, phone: {phone}; email: {email}", (role, name)
+    hostile = next(row for row in team if row[1] == HOSTILE)
+    assert hostile[3] == ""  # an advocate with no agency and no telecom
+    care_team = next(s for s in summary.sections if s.key == "care-team")
+    cited = {f"{e['resourceType']}/{e['identifier'][0]['value']}" for e in care_team.entries if "identifier" in e}
+    assert {f"Organization/{m.agency.ods_code}" for m in PERSON.care_team.members if m.agency} <= cited
+
+    # The page says the same.
+    page = (await client.get(SUMMARY, params={"_format": "html"})).text
+    keyworker = next(m for m in PERSON.care_team.members if m.role is CareTeamRole.KEYWORKER)
+    assert keyworker.agency is not None
+    assert f"through their agency, phone: {PHONES[keyworker.agency.ods_code][0]['value']}" in page
+
+
+def participant(**parts: Any) -> dict[str, Any]:
+    return {"role": [{"text": "Social worker"}], "member": {"display": "Jo Reid"}, **parts}
+
+
+ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
+
+
+def test_the_contact_route_falls_back_from_the_member_to_the_agency() -> None:
+    council = {
+        "resourceType": "Organization",
+        "id": "council",
+        "identifier": [{"system": ODS, "value": "LA901"}],
+        "telecom": [
+            {"system": "email", "value": "duty@council.example", "rank": 2},
+            {"system": "phone", "value": "01632 960999", "period": {"end": "2020-01-01"}},  # ended
+            {"system": "phone", "value": "01632 960111", "rank": 1},
+        ],
+    }
+    silent = {"resourceType": "Organization", "id": "silent", "identifier": [{"system": ODS, "value": "RX4"}]}
+    members = [
+        participant(
+            telecom=[{"system": "phone", "value": "07700 900123"}], onBehalfOf={"reference": "Organization/council"}
+        ),
+        participant(onBehalfOf={"reference": "Organization/council"}),
+        participant(onBehalfOf={"identifier": {"system": ODS, "value": "LA901"}}),
+        participant(onBehalfOf={"identifier": {"system": ODS, "value": "RX4"}}),  # its Organization has no telecom
+        participant(onBehalfOf={"identifier": {"system": ODS, "value": "X99"}}),  # no Organization held
+        participant(),  # a parent: no agency
+    ]
+    team = {"resourceType": "CareTeam", "id": "t", "participant": members}
+    section = care_team([team], [council, silent], withheld=False)
+    routes = [row[3] for row in section.tables[0].rows]
+    assert routes == [
+        "phone: 07700 900123",
+        "through their agency, phone: 01632 960111; email: duty@council.example",
+        "through their agency, phone: 01632 960111; email: duty@council.example",
+        "through their agency",
+        "through their agency",
+        "",
+    ]
+    assert [e["id"] for e in section.entries] == ["t", "council"]  # the agency whose details are shown is cited

@@ -139,6 +139,19 @@ def test_ctf_with_a_doctype_or_entities_is_refused(attack: bytes) -> None:
         parse_ctf(attack)
 
 
+@pytest.mark.parametrize("encoding", ["bogus", "base64", "rot13", "utf-32", "utf-7", "idna", "unicode_escape"])
+def test_a_ctf_declaring_an_encoding_a_ctf_is_never_in_is_bad_xml(encoding: str) -> None:
+    """Found by tests/fuzz/test_ctf_fuzz.py: expat handed these to Python's codecs, which raised LookupError,
+    ValueError or UnicodeError (a crash of the import) or, for unicode_escape, read other bytes than were sent."""
+    with pytest.raises(BadXml, match="encoding|decoded"):
+        parse_ctf(f'<?xml version="1.0" encoding="{encoding}"?><CTfile/>'.encode())
+
+
+@pytest.mark.parametrize("encoding", ["UTF-8", "ISO-8859-1", "windows-1252", "US-ASCII"])
+def test_a_ctf_in_the_encodings_ctfs_are_written_in_is_read(encoding: str) -> None:
+    assert parse_ctf(f'<?xml version="1.0" encoding="{encoding}"?><CTfile/>'.encode()).errors[0].pupil == 0
+
+
 def test_a_repeated_upn_is_an_error_on_the_later_pupil() -> None:
     pupil = "<Pupil><UPN>A82020011234X</UPN><Surname>S</Surname><Forename>F</Forename><DOB>2014-01-01</DOB>"
     pupil += "<Gender>F</Gender></Pupil>"

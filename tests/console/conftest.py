@@ -23,6 +23,15 @@ from tests.servers import IN_CI, _free_port, _wait_port
 
 CHROMIUM = Path(os.environ.get("KWG_TEST_CHROMIUM", "/usr/bin/chromium"))
 OPERATOR, PASSWORD = "ops.tester", "a-long-test-password-1"
+FHIR_JSON = {"Content-Type": "application/fhir+json"}
+API_DESTINATION = {"name": "council-record", "connector": "fhir", "recipient": "local-authority", "enabled": False}
+SUBSCRIPTION = {
+    "resourceType": "Subscription",
+    "id": "errored-flags",
+    "status": "requested",
+    "reason": "flags entered in error",
+    "criteria": "Flag?status=entered-in-error",
+}
 
 
 def chromium_or_skip() -> Path:
@@ -103,6 +112,13 @@ def console_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consol
                     return bool(client.get("/admin/deliveries", params={"status": "dead"}).json()["items"])
 
                 wait_for(dead_letter, 60, "the refused Patient to become a dead letter")
+                # A destination made through the API (disabled: it takes nothing from the scenario) and a FHIR
+                # Subscription that nothing matches: the destinations page lists them beside the file's.
+                made = {**API_DESTINATION, "endpoint": f"{destination}/fhir"}
+                assert client.post("/admin/destinations", json=made).status_code == 201
+                hook = {**SUBSCRIPTION, "channel": {"type": "rest-hook", "endpoint": f"{destination}/hook"}}
+                answer = client.put(f"/fhir/Subscription/{SUBSCRIPTION['id']}", json=hook, headers=FHIR_JSON)
+                assert answer.status_code == 201, answer.text
             yield ConsoleGateway(base, home, destination)
     finally:
         fake.terminate()

@@ -13,7 +13,7 @@ import pytest
 
 from tests.console import scenario
 from tests.console.browser_checks import accessibility_problems, checked_screenshot, focused, rgb_pixels, tab_to
-from tests.console.conftest import OPERATOR, PASSWORD, ConsoleGateway, wait_for
+from tests.console.conftest import OPERATOR, PASSWORD, SUBSCRIPTION, ConsoleGateway, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -81,13 +81,16 @@ def test_the_destinations_page_shows_health_queue_and_dead_letters(
     sign_in(page, console_gateway)
     table = page.locator("table")
     headers = table.locator("thead th").all_inner_texts()
-    assert headers[:4] == ["Destination", "Connector", "Recipient profile", "Health"]
-    row = rows(page, "destinations")[0]
-    name, connector, recipient, health, queue, delivered, dead, last_success, error_rate = row
-    assert (name, connector, recipient) == ("trust-record", "fhir", "nhs-provider")
+    assert headers[:5] == ["Destination", "Source", "Connector", "Recipient profile", "Health"]
+    file_row, api_row, subscription_row = rows(page, "destinations")
+    name, source, connector, recipient, health, queue, delivered, dead, last_success, error_rate = file_row
+    assert (name, source, connector, recipient) == ("trust-record", "destinations file", "fhir", "nhs-provider")
     assert health in ("dead letters", "healthy", "failing")
     assert int(dead) >= 1 and int(delivered) >= 1 and queue.isdigit()
     assert last_success != "never" and error_rate.endswith("%")
+    assert api_row == ["council-record", "API", "fhir", "local-authority", "disabled", "0", "0", "0", "never", "0.0%"]
+    sub = SUBSCRIPTION["id"]
+    assert subscription_row[:5] == [f"subscription-{sub}", f"Subscription/{sub}", "rest-hook", "nhs-provider", "idle"]
     assert accessibility_problems(page) == []
     checked_screenshot(page, tmp_path / "destinations.png")
 

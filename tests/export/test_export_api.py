@@ -3,6 +3,8 @@ manifest, download, ``_type``, ``_since``, Group, cancel, bad parameters, other 
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -10,12 +12,16 @@ import httpx
 import orjson
 import pytest
 from fastapi import FastAPI, Request
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from gateway.auth import DEVELOPMENT_CALLER, Caller, current_caller
-from gateway.export import jobs
+from gateway.export import jobs, reader
+from gateway.export.requeue import requeue_stalled
 from gateway.export.run import job_folder, run_export
+from gateway.export.scope import Selection
+from gateway.export.tables import export_job
 from gateway.store.models import resource
+from gateway.store.timeutil import now_us
 from tests.export.conftest import ASYNC, group, observation, organization, patient, put
 
 TRUST = Caller("trust-ehr", "RX4", "DIRECT_CARE", frozenset({"system/*.read"}), organisation_type="nhs-provider")
@@ -70,6 +76,13 @@ async def stored(app: FastAPI, res_type: str) -> list[dict[str, Any]]:
             select(resource.c.content).where(resource.c.res_type == res_type, resource.c.deleted.is_(False))
         )
         return sorted((orjson.loads(r[0]) for r in rows), key=lambda r: r["id"])
+
+
+async def set_updated(app: FastAPI, job_id: str, *, seconds_ago: float) -> None:
+    """Wind a job's clock back, as if it had waited (or made no progress) that long."""
+    async with app.state.engine.begin() as conn:
+        then = now_us() - int(seconds_ago * 1_000_000)
+        await conn.execute(update(export_job).where(export_job.c.id == job_id).values(updated_at=then))
 
 
 async def seed(api: httpx.AsyncClient) -> None:
@@ -142,7 +155,8 @@ async def test_cancel_removes_the_job_and_its_files(export_app: FastAPI, api: ht
 
 
 async def test_a_job_run_twice_gives_the_same_files(export_app: FastAPI, api: httpx.AsyncClient) -> None:
-    """A killed worker's job (left running, half written) is run again from the start."""
+    """A killed worker's job (left running, half written) is run again from the start once its progress has stopped
+    for KWG_EXPORT_STALLED_SECONDS; while its worker may still be alive, a second message for it is skipped."""
     await seed(api)
     status_url = await kick_off(api)
     job_id = status_url.rsplit("/", 1)[1]
@@ -151,6 +165,9 @@ async def test_a_job_run_twice_gives_the_same_files(export_app: FastAPI, api: ht
     folder = job_folder(settings, job_id)
     folder.mkdir(parents=True)
     (folder / "Patient.1.ndjson").write_bytes(b'{"half":')
+    assert await run_export(engine, settings, job_id) == "skipped"  # running, with recent progress
+    assert (folder / "Patient.1.ndjson").read_bytes() == b'{"half":'  # left alone
+    await set_updated(export_app, job_id, seconds_ago=settings.export_stalled_seconds + 1)
     assert await run_export(engine, settings, job_id) == "done"
     exported = await lines_of(api, (await api.get(status_url)).json())
     assert sorted(exported["Patient"], key=lambda r: r["id"]) == await stored(export_app, "Patient")
@@ -234,3 +251,94 @@ async def test_kick_off_and_download_are_audited(export_app: FastAPI, api: httpx
     texts = sorted(e["outcomeDesc"] for e in events)
     assert len(texts) == 3, texts  # kick-off and two Patient files (7 + 5)
     assert sum("accepted" in t for t in texts) == 1 and sum("downloaded" in t for t in texts) == 2
+
+
+async def test_a_running_export_stops_when_cancelled(export_app: FastAPI, api: httpx.AsyncClient) -> None:
+    """DELETE while a worker writes the job: 404 at once, the files go, and the worker stops after the page it has
+    in hand (the run holds after its first page until the cancellation is done)."""
+    await seed(api)
+    status_url = await kick_off(api, _type="Patient,Observation")
+    job_id = status_url.rsplit("/", 1)[1]
+    engine, settings = export_app.state.engine, export_app.state.settings
+    first_page, go_on = asyncio.Event(), asyncio.Event()
+    asked: list[str] = []
+    read_after: list[int] = []
+
+    async def held(engine: Any, selection: Selection, size: int) -> AsyncIterator[Sequence[reader.Row]]:
+        asked.append(selection.res_type)
+        async for page in reader.pages(engine, selection, size):
+            if go_on.is_set():
+                read_after.append(len(page))
+            yield page
+            if not first_page.is_set():
+                first_page.set()
+                await go_on.wait()
+
+    worker = asyncio.create_task(run_export(engine, settings, job_id, read=held))
+    await asyncio.wait_for(first_page.wait(), 30)
+    running = await api.get(status_url)
+    assert running.status_code == 202 and (await jobs.load(engine, job_id)).status == jobs.RUNNING  # type: ignore[union-attr]
+    folder = job_folder(settings, job_id)
+    [first_type] = asked  # the job's first type (of two)
+    assert (folder / f"{first_type}.1.ndjson").read_bytes().count(b"\n") == 7  # the first page is on disk
+    assert (await api.delete(status_url)).status_code == 202
+    assert (await api.get(status_url)).status_code == 404
+    assert not folder.exists()
+    go_on.set()
+    assert await asyncio.wait_for(worker, 30) == "cancelled"
+    assert asked == [first_type] and len(read_after) <= 1  # it stopped: not the other type, at most one page more
+    assert not folder.exists() and await jobs.load(engine, job_id) is None
+
+
+async def test_what_changed_after_kick_off_is_left_for_the_next_export(
+    export_app: FastAPI, api: httpx.AsyncClient
+) -> None:
+    await seed(api)
+    status_url = await kick_off(api, _type="Patient,Observation")
+    await put(api, {**patient("p03"), "gender": "male"})  # changed after the kick-off
+    await put(api, patient("p99"))  # made after it
+    manifest = await finished(export_app, api, status_url)
+    exported = await lines_of(api, manifest)
+    ids = sorted(r["id"] for r in exported["Patient"])
+    assert ids == [f"p{n:02d}" for n in range(12) if n != 3] and len(exported["Observation"]) == 12
+    # the next export, _since the first one's transactionTime, brings exactly those
+    later = await lines_of(
+        api, await finished(export_app, api, await kick_off(api, _since=manifest["transactionTime"]))
+    )
+    assert {t: sorted(r["id"] for r in rs) for t, rs in later.items()} == {"Patient": ["p03", "p99"]}
+
+
+async def test_the_sweep_queues_a_job_no_worker_took(export_app: FastAPI, api: httpx.AsyncClient) -> None:
+    await seed(api)
+    engine, settings = export_app.state.engine, export_app.state.settings
+    after = settings.export_stalled_seconds
+    sent: list[str] = []
+
+    def send(job_id: str) -> bool:
+        sent.append(job_id)
+        return True
+
+    never_queued = (await kick_off(api)).rsplit("/", 1)[1]  # as if the broker had been down: no worker has it
+    assert await requeue_stalled(engine, send, after=after) == [] and sent == []  # not waited long enough yet
+    await set_updated(export_app, never_queued, seconds_ago=after + 1)
+    assert await requeue_stalled(engine, send, after=after) == [never_queued] and sent == [never_queued]
+    assert (await api.get(f"/fhir/$export-status/{never_queued}")).headers["x-progress"] == "queued again"
+    assert await requeue_stalled(engine, send, after=after) == []  # its clock restarted: queued once
+    assert await run_export(engine, settings, never_queued) == "done"  # the worker that gets the message runs it
+    assert await run_export(engine, settings, never_queued) == "skipped"  # and a second message does nothing
+
+    abandoned = (await kick_off(api)).rsplit("/", 1)[1]  # its worker died half way
+    await jobs.mark(engine, abandoned, jobs.RUNNING, "Patient (1 of 4 types): 10 resources")
+    await set_updated(export_app, abandoned, seconds_ago=after + 1)
+    refused: list[str] = []
+    assert await requeue_stalled(engine, lambda job_id: bool(refused.append(job_id)), after=after) == []
+    assert refused == [abandoned]  # the broker refused it: tried again once it has waited as long again
+    assert await requeue_stalled(engine, send, after=after) == []
+    await set_updated(export_app, abandoned, seconds_ago=after + 1)
+    assert await requeue_stalled(engine, send, after=after) == [abandoned]
+    assert await run_export(engine, settings, abandoned) == "done"
+    assert (await api.get(f"/fhir/$export-status/{abandoned}")).status_code == 200
+    done, fresh = never_queued, (await kick_off(api)).rsplit("/", 1)[1]
+    await set_updated(export_app, done, seconds_ago=after + 1)
+    assert await requeue_stalled(engine, send, after=after) == []  # done jobs, and fresh ones, stay as they are
+    assert (await jobs.load(engine, fresh)).status == jobs.ACCEPTED  # type: ignore[union-attr]

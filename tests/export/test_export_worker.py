@@ -3,7 +3,9 @@ PostgreSQL. Kick-off → poll → manifest → download: the ndjson lines are ex
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +13,11 @@ import httpx
 import orjson
 import pytest
 
+from gateway.auth import DEVELOPMENT_CALLER
+from gateway.export import jobs
+from gateway.export.scope import Kind
+from gateway.settings import Settings
+from gateway.store.db import create_engine
 from tests.conftest import _POSTGRES, DIALECTS
 from tests.export.conftest import ASYNC, JSON, group, observation, organization, patient
 from tests.processes import running_gateway, scratch_postgres_database
@@ -88,3 +95,40 @@ def test_export_through_a_real_worker(database: str | None) -> None:
         status_url = httpx.get(f"{api}/Patient/$export", headers=ASYNC).headers["content-location"]
         assert httpx.delete(status_url).status_code == 202
         assert httpx.get(status_url).status_code == 404
+
+
+def test_the_sweep_runs_a_job_whose_queueing_failed(database: str | None) -> None:
+    """A job recorded but never queued (the broker was down at kick-off) is queued again by the worker's sweep once
+    it has waited KWG_EXPORT_STALLED_SECONDS, and runs."""
+    env = {"KWG_EXPORT_STALLED_SECONDS": "1", "KWG_SWEEP_INTERVAL": "1"}
+    with running_gateway(database, env=env) as gateway:
+        api = gateway.url
+        for r in (patient("p001"), observation("o001", "p001")):
+            assert (
+                httpx.put(f"{api}/{r['resourceType']}/{r['id']}", json=r, headers=JSON, timeout=30).status_code == 201
+            )
+        settings = Settings(home=gateway.log.parent, database_url=database)  # type: ignore[arg-type]
+        job_id = str(uuid.uuid4())
+
+        async def record() -> None:  # what the kick-off writes before it queues the task (which failed here)
+            engine = create_engine(settings)
+            try:
+                await jobs.create(
+                    engine,
+                    job_id,
+                    DEVELOPMENT_CALLER,
+                    Kind.PATIENT,
+                    ("Patient", "Observation"),
+                    since=None,
+                    group_id=None,
+                    request_url=f"{api}/Patient/$export",
+                )
+            finally:
+                await engine.dispose()
+
+        asyncio.run(record())
+        exported = download(wait_for_manifest(f"{api}/$export-status/{job_id}", timeout=60))
+        assert {t: [orjson.loads(x)["id"] for x in lines] for t, lines in exported.items()} == {
+            "Patient": ["p001"],
+            "Observation": ["o001"],
+        }

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -130,6 +131,12 @@ async def test_the_uk_message_updates_verification_and_gp_and_records_the_visit(
     assert encounter["identifier"][0]["value"] == "RX1V000123"
     assert "RX1W07" in encounter["location"][0]["location"]["display"]
     assert encounter["period"]["start"] == "2024-03-15T14:20:00+00:00"  # March: GMT
+    # The person's update names the hospital's system and the message, like the visit's.
+    found = await repo.search("Provenance", [("target", "Patient/yp-alex")])
+    [provenance] = [orjson.loads(r.content or b"{}") for r in found.matches]
+    assert provenance["target"] == [{"reference": "Patient/yp-alex/_history/2"}]
+    assert provenance["agent"][0]["onBehalfOf"]["identifier"]["value"] == "RX1"
+    assert provenance["entity"][0]["what"]["identifier"]["value"] == "RX1-000012345"
 
 
 async def test_a_merge_of_two_held_people_waits_for_review(client: httpx.AsyncClient, repo: SqlFhirRepository) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
+import sqlite3
 from datetime import date
 from pathlib import Path
 
@@ -103,3 +106,22 @@ def test_an_xlsx_register_imports(home: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "1 row: 1 created" in result.output
     assert "1 unchanged" in kwg_import("register", path).output
+
+
+def test_an_import_names_the_command_and_the_file_in_provenance(home: Path) -> None:
+    assert kwg_import("register", FIXTURES / "register.csv", "--register-ods", "QX9").exit_code == 0
+    digest = hashlib.sha256((FIXTURES / "register.csv").read_bytes()).hexdigest()
+    with sqlite3.connect(home / "gateway.db") as db:
+        rows = db.execute("SELECT content FROM resource WHERE res_type = 'Provenance'").fetchall()
+    provenances = [json.loads(content) for (content,) in rows]
+    assert len(provenances) == 6  # each of the three rows: its person and its register entry
+    assert {p["entity"][0]["what"]["identifier"]["value"] for p in provenances} == {digest}
+    assert {p["agent"][0]["onBehalfOf"]["identifier"]["value"] for p in provenances} == {"QX9"}
+
+
+def test_a_context_file_that_is_not_utf8_is_refused_in_one_line(home: Path, tmp_path: Path) -> None:
+    """Found while fuzzing the imports: a Windows-1252 SSDA903 file ended ``kwg import ssda903`` in a traceback."""
+    header = tmp_path / "header.csv"
+    header.write_bytes("CHILD,SEX,DOB\nLAC0001,1,01/01/2012 \xe9\n".encode("cp1252"))
+    result = kwg_import("ssda903", header, header, "--la-number", "383")
+    assert result.exit_code == 2 and "header.csv is not UTF-8 text" in result.output

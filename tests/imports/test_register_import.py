@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from gateway.domain.service import KeyworkingRecords
@@ -14,6 +16,7 @@ from gateway.imports.columns import resolve_columns
 from gateway.imports.register_file import RawRow, RegisterSheet, read_csv, read_register_file
 from gateway.imports.register_import import ImportReport, Outcome, import_register, report_lines
 from gateway.imports.register_rows import entry_id_for, person_id_for
+from gateway.origins import file_source, import_origin
 from gateway.register.apply import RegisterRules
 from gateway.store.repository import SqlFhirRepository
 from mappings.identifiers import NHS_NUMBER_SYSTEM
@@ -30,12 +33,21 @@ def service_over(repo: SqlFhirRepository) -> KeyworkingRecords:
     return KeyworkingRecords(repo, today=lambda: TODAY, after_write=RegisterRules())
 
 
+#: The importing client and its file, as ``kwg import register`` names them.
+ORIGIN = import_origin(
+    "kwg import register",
+    (file_source("register.csv", (FIXTURES / "register.csv").read_bytes(), what="register file"),),
+    organisation="QX9",
+)
+
+
 async def run(repo: SqlFhirRepository, sheet: RegisterSheet, **options: object) -> ImportReport:
     columns = resolve_columns(sheet.headers)
     return await import_register(
         service_over(repo),
         sheet,
         columns,
+        origin=ORIGIN,
         now=lambda: IMPORTED_AT,
         **options,  # type: ignore[arg-type]
     )
@@ -218,3 +230,29 @@ async def test_a_profile_refusal_reports_where_not_what(repo: SqlFhirRepository)
     (error,) = report.rows[0].errors
     assert error.message == "Patient failed validation: 1 issue(s) at Patient.name[0].family"
     assert await service_over(repo).people_by_identifier(NHS_NUMBER_SYSTEM, NHS) == []
+
+
+async def test_each_imported_record_names_the_importing_client_and_the_file(repo: SqlFhirRepository) -> None:
+    await run(repo, REGISTER, register_ods="QX9")
+    digest = hashlib.sha256((FIXTURES / "register.csv").read_bytes()).hexdigest()
+    person, entry = person_id_for(NHS), entry_id_for(NHS)
+    for target in (f"Patient/{person}", f"EpisodeOfCare/{entry}"):
+        [provenance] = [
+            orjson.loads(r.content or b"{}") for r in (await repo.search("Provenance", [("target", target)])).matches
+        ]
+        [agent] = provenance["agent"]
+        assert agent["who"]["identifier"]["value"] == "kwg import register"
+        assert agent["onBehalfOf"]["identifier"]["value"] == "QX9"
+        [entity] = provenance["entity"]
+        assert entity["role"] == "source" and entity["what"]["identifier"]["value"] == digest
+        assert entity["what"]["display"] == "register file register.csv"
+        res_type, res_id = target.split("/")
+        assert f"{target}/_history/{(await repo.read(res_type, res_id)).version_id}" in {
+            t["reference"] for t in provenance["target"]
+        }
+    # A row updated by a later file: a second Provenance, for that write only.
+    changed = with_cells(REGISTER, 2, **{"RAG rating": "Amber", "Next review": "01/08/2025"})
+    await run(repo, changed)
+    updates = (await repo.search("Provenance", [("target", f"EpisodeOfCare/{entry}")])).matches
+    assert len(updates) == 2
+    assert len((await repo.search("Provenance", [("target", f"Patient/{person}")])).matches) == 1

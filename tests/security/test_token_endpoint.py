@@ -8,10 +8,11 @@ from pathlib import Path
 
 import httpx
 import jwt
+import orjson
 import pytest
 
 from gateway.app import create_app
-from gateway.security.assertion import jwk_of
+from gateway.security.assertion import jwk_of, new_private_key
 from gateway.security.clients import ApiClient, ClientError, add_client, disable_client, list_clients
 from gateway.security.tokens import ISSUER
 from gateway.store.migrate import upgrade
@@ -148,3 +149,19 @@ async def test_smart_configuration_describes_backend_services(secured: Secured) 
     assert "HS256" not in configuration["token_endpoint_auth_signing_alg_values_supported"]
     assert configuration["capabilities"] == ["client-confidential-asymmetric"]
     assert "system/*.rs" in configuration["scopes_supported"]
+
+
+async def test_token_failures_are_audited_without_the_assertion(secured: Secured) -> None:
+    await secured.app.state.audit.start()
+    forged = trust_assertion(key=new_private_key())  # signed with a key the client never registered
+    assert (await secured.ask(forged)).status_code == 401
+    assert (await secured.http.get("/fhir/Patient/p1")).status_code == 401  # and a request without a token
+    await secured.app.state.audit.flush()
+    found = await secured.app.state.repository.search("AuditEvent", [("outcome", "4"), ("_sort", "date")])
+    events = [orjson.loads(m.content) for m in found.matches]
+    assert [e["outcomeDesc"].split(":")[:2] for e in events] == [
+        ["token refused", " invalid_client"],
+        ["token refused", " invalid_request"],
+    ]
+    assert all(forged not in orjson.dumps(e).decode() for e in events)
+    await secured.app.state.audit.stop()

@@ -22,8 +22,9 @@ from gateway.api.v1.bodies import (
     KeyworkerHandover,
     OnDay,
 )
-from gateway.api.v1.common import IdempotencyKey, act, answer, idempotent, records, saved_answer
+from gateway.api.v1.common import IdempotencyKey, act, idempotent, records
 from gateway.api.v1.crud import record_routes
+from gateway.api.v1.guard import authorise_write, saved_shown, shown_answer
 from gateway.domain.service import new_record_id
 from mappings.keyworking import lifecycle
 from mappings.keyworking.records import CareTeam, CareTeamMember, KeyworkingCase, PhasePeriod, RecordId
@@ -48,8 +49,10 @@ async def refer(
         managing_organisation=referral.managing_organisation,
     )
 
+    await authorise_write(request, caller, KeyworkingCase, None, new_person=referral.person_id, interaction="create")
+
     async def write(seed: str | None) -> Response:
-        return saved_answer(await records(request).create(case, record_id=new_record_id(seed)), "cases")
+        return saved_shown(caller, await records(request, caller).create(case, record_id=new_record_id(seed)), "cases")
 
     return await idempotent(request, caller, idempotency_key, write)
 
@@ -124,16 +127,17 @@ async def change_keyworker(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Hand over from one keyworker to another; the case's care team records the change and its reason."""
+    await authorise_write(request, caller, KeyworkingCase, case_id)
 
     async def write(_seed: str | None) -> Response:
-        async with records(request).together() as service:
+        async with records(request, caller).together() as service:
             saved = await service.change(
                 KeyworkingCase, case_id, lambda c: lifecycle.replace_keyworker(c, handover.outgoing, handover.incoming)
             )
             team_id = saved.record.care_team_id
             if team_id is not None:
                 await service.change(CareTeam, team_id, lambda t: _team_handover(t, handover))
-        return answer(saved)
+        return shown_answer(caller, saved)
 
     return await idempotent(request, caller, idempotency_key, write)
 

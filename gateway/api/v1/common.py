@@ -1,4 +1,5 @@
-"""What every domain API route shares: the records service, JSON answers with ETag/Location, and idempotent writes.
+"""What every domain API route shares: the records service, the audit, and idempotent writes (answers, reduced to
+the caller's sharing profile, are made by :mod:`gateway.api.v1.guard`).
 
 Writes may carry an ``Idempotency-Key`` header (any string of 1 to 255 visible characters, unique per client and
 request, e.g. a UUID). The first answer to a key is remembered for ``KWG_IDEMPOTENCY_RETENTION_HOURS``; the same
@@ -20,12 +21,12 @@ from starlette.responses import Response
 from gateway.api.deps import repository
 from gateway.api.fhir import parse_if_match as fhir_if_match
 from gateway.auth import Caller
-from gateway.domain.service import KeyworkingRecords, Saved, record_id_of
+from gateway.domain.service import KeyworkingRecords
 from gateway.errors import InvalidRequest, UnprocessableRecord
 from gateway.errors import Issue as GatewayIssue
+from gateway.origins import client_origin
 from gateway.store.idempotency import IdempotencyStore, RememberedAnswer
 from mappings.keyworking.mapping import MAIN_RESOURCE
-from mappings.keyworking.records import Record
 
 JSON = "application/json"
 PREFIX = "/api/v1"
@@ -64,37 +65,14 @@ def audit(
     )
 
 
-def records(request: Request) -> KeyworkingRecords:
-    """The keyworking records service over the app's repository, with the register rules the app was built with."""
-    return KeyworkingRecords(repository(request), after_write=getattr(request.app.state, "register_rules", None))
-
-
-def body_of(record: Record) -> bytes:
-    return orjson.dumps(record.model_dump(mode="json", exclude_none=True))
-
-
-def answer(
-    saved_or_record: Saved[Any] | Record, *, status: int = 200, location: str | None = None, version: int | None = None
-) -> Response:
-    """A record as JSON, with its main resource's version as ETag and, for a create, its Location."""
-    if isinstance(saved_or_record, Saved):
-        record, version = saved_or_record.record, saved_or_record.version
-    else:
-        record = saved_or_record
-    headers = {}
-    if version is not None:
-        headers["ETag"] = f'W/"{version}"'
-    if location is not None:
-        headers["Location"] = location
-    return Response(body_of(record), status_code=status, media_type=JSON, headers=headers)
-
-
-def saved_answer(saved: Saved[Any], collection: str) -> Response:
-    """201 with Location for a record this write created, 200 otherwise."""
-    rid = record_id_of(saved.record)
-    if saved.created:
-        return answer(saved, status=201, location=f"{PREFIX}/{collection}/{rid}")
-    return answer(saved)
+def records(request: Request, caller: Caller) -> KeyworkingRecords:
+    """The keyworking records service over the app's repository, with the register rules the app was built with;
+    its writes are attributed to ``caller`` (a Provenance per record write)."""
+    return KeyworkingRecords(
+        repository(request),
+        after_write=getattr(request.app.state, "register_rules", None),
+        origin=client_origin(caller),
+    )
 
 
 def list_answer(items: list[Any]) -> Response:
@@ -157,11 +135,15 @@ async def act(
     record_id: str,
     step: Callable[[Any], Any],
 ) -> Response:
-    """Apply a lifecycle step to a stored record (409 when its state forbids it) and answer with the new record."""
+    """Apply a lifecycle step to a stored record (409 when its state forbids it) and answer with the new record,
+    as the caller may see it; the caller needs a legitimate relationship with the person it is about."""
+    from gateway.api.v1.guard import authorise_write, shown_answer  # the guard builds on this module
+
+    await authorise_write(request, caller, kind, record_id)
 
     async def write(_seed: str | None) -> Response:
-        saved = await records(request).change(kind, record_id, step)
+        saved = await records(request, caller).change(kind, record_id, step)
         audit(request, caller, "update", [saved.record])
-        return answer(saved)
+        return shown_answer(caller, saved)
 
     return await idempotent(request, caller, key, write)

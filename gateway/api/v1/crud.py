@@ -18,14 +18,13 @@ from gateway.api.deps import CallerDep, repository
 from gateway.api.v1.common import (
     IdempotencyKey,
     IfMatch,
-    answer,
     audit,
     idempotent,
-    list_answer,
     parse_if_match,
     records,
-    saved_answer,
 )
+from gateway.api.v1.guard import authorise_write, list_shown, read_shown, saved_shown
+from gateway.api.v1.minimise import may_see_kind
 from gateway.domain.service import kind_name, new_record_id
 from gateway.errors import InvalidRequest
 from mappings.keyworking.records import Person, Record, RecordId
@@ -50,21 +49,25 @@ def record_routes(
                 f"a new {name} gets its id from the gateway; use PUT {collection}/{{id}} to choose one"
             )
 
+        if kind is not Person:  # a new person needs no relationship; a record about a held person does
+            await authorise_write(request, caller, kind, None, new_person=record.person_id, interaction="create")
+
         async def write(seed: str | None) -> Response:
-            saved = await records(request).create(record, record_id=new_record_id(seed))
+            saved = await records(request, caller).create(record, record_id=new_record_id(seed))
             audit(request, caller, "create", [saved.record])
-            return saved_answer(saved, collection)
+            return saved_shown(caller, saved, collection)
 
         return await idempotent(request, caller, idempotency_key, write)
 
     async def read(record_id: RecordId, request: Request, caller: CallerDep) -> Response:
-        service = records(request)
+        service = records(request, caller)
         record = await service.get(kind, record_id)
         person = record_id if kind is Person else getattr(record, "person_id", None)
         if person is not None:
             await check_person(request, caller, repository(request), str(person))
+        shown = read_shown(request, caller, record, version=await service.version_of(kind, record_id))
         audit(request, caller, "read", [record])
-        return answer(record, version=await service.version_of(kind, record_id))
+        return shown
 
     async def put(
         record_id: RecordId,
@@ -75,22 +78,25 @@ def record_routes(
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
         same_id(getattr(record, "id", None), record_id)
+        named = record_id if kind is Person else record.person_id
+        await authorise_write(request, caller, kind, record_id, new_person=named)
 
         async def write(_seed: str | None) -> Response:
             stored = record.model_copy(update={"id": record_id})
-            saved = await records(request).put(stored, if_match=parse_if_match(if_match))
+            saved = await records(request, caller).put(stored, if_match=parse_if_match(if_match))
             audit(request, caller, "create" if saved.created else "update", [saved.record])
-            return saved_answer(saved, collection)
+            return saved_shown(caller, saved, collection)
 
         return await idempotent(request, caller, idempotency_key, write)
 
     async def for_person(
         request: Request, caller: CallerDep, person_id: Annotated[RecordId, Query(description="The young person's id")]
     ) -> Response:
-        await check_person(request, caller, repository(request), person_id)
-        found = await records(request).for_person(kind, person_id)
-        audit(request, caller, "search-type", found, query=f"{collection}?person_id={person_id}", person_id=person_id)
-        return list_answer(found)
+        await check_person(request, caller, repository(request), person_id, "search-type")
+        found = await records(request, caller).for_person(kind, person_id)
+        shown = found if may_see_kind(caller, kind) else []  # a kind outside the profile: absent from the list
+        audit(request, caller, "search-type", shown, query=f"{collection}?person_id={person_id}", person_id=person_id)
+        return list_shown(caller, shown)
 
     # The body's type is the record kind: set on the annotations FastAPI reads, so OpenAPI documents the record.
     create.__annotations__["record"] = kind

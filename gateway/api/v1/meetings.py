@@ -14,13 +14,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from gateway.api.access import Screen, check_person
 from gateway.api.deps import CallerDep, repository
 from gateway.api.v1.bodies import RecommendationUpdate
-from gateway.api.v1.common import IdempotencyKey, IfMatch, answer, idempotent, list_answer, parse_if_match
+from gateway.api.v1.common import IdempotencyKey, IfMatch, idempotent, parse_if_match
 from gateway.api.v1.crud import record_routes
+from gateway.api.v1.guard import authorise_write, list_shown, read_shown, shown_answer
 from gateway.domain.gather import search
 from gateway.domain.service import read_resource
 from gateway.errors import Conflict, InvalidRequest, NotFound, PreconditionFailed
+from gateway.store.indexing import patient_id_of
 from mappings.keyworking import lifecycle, urls
 from mappings.keyworking.errors import NotOurShape
 from mappings.keyworking.records import (
@@ -62,7 +65,9 @@ async def find_recommendations(
         params.append(("patient", f"Patient/{person_id}"))
     if status is not None:
         params.append(("status", status.value))
-    found = []
+    if person_id is not None:
+        await check_person(request, caller, repository(request), person_id, "search-type")
+    found: list[tuple[Recommendation, str | None]] = []
     today = date.today()
     for task in await search(repository(request), "Task", params):
         try:
@@ -73,14 +78,35 @@ async def find_recommendations(
             continue
         if overdue and not (recommendation.status in OPEN and recommendation.due < today):
             continue
-        found.append(recommendation)
-    return list_answer(found)
+        found.append((recommendation, patient_id_of(task)))
+    # As a search: recommendations about people the caller may not see are left out.
+    allowed = await Screen(request, caller, repository(request)).allowed_people(
+        [p for _, p in found if p is not None], "search-type"
+    )
+    kept = [(r, p) for r, p in found if caller.development or p in allowed]
+    query = "recommendations?" + "&".join(k for k, v in (("person_id", person_id), ("owner_agency", owner_agency)) if v)
+    request.app.state.audit.interaction(
+        caller,
+        "search-type",
+        references=tuple(f"Task/{r.id}" for r, _ in kept[:50]),
+        patients=tuple(dict.fromkeys(p for _, p in kept if p is not None)),
+        query=query,
+    )
+    return list_shown(caller, [r for r, _ in kept])
 
 
 @router.get("/recommendations/{recommendation_id}", tags=["C(E)TRs and LAEPs"], response_model=Recommendation)
 async def read_recommendation(recommendation_id: ResourceId, request: Request, caller: CallerDep) -> Response:
     task, version = await read_resource(repository(request), "Task", recommendation_id)
-    return answer(_recommendation(task, recommendation_id), version=version)
+    recommendation = _recommendation(task, recommendation_id)
+    person = patient_id_of(task)
+    if person is not None:
+        await check_person(request, caller, repository(request), person)
+    shown = read_shown(request, caller, recommendation, version=version)
+    request.app.state.audit.interaction(
+        caller, "read", references=(f"Task/{recommendation_id}",), patients=(person,) if person else ()
+    )
+    return shown
 
 
 @router.patch("/recommendations/{recommendation_id}", tags=["C(E)TRs and LAEPs"], response_model=Recommendation)
@@ -93,6 +119,7 @@ async def update_recommendation(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """The owner's status update: requested → accepted → in-progress → completed (or cancelled, failed)."""
+    await authorise_write(request, caller, Recommendation, recommendation_id)
 
     async def write(_seed: str | None) -> Response:
         repo = repository(request)
@@ -113,7 +140,7 @@ async def update_recommendation(
         except PreconditionFailed:
             raise Conflict("the recommendation changed while this request was handled; read it and try again") from None
         assert result.resource is not None
-        return answer(updated, version=result.resource.version_id)
+        return shown_answer(caller, updated, version=result.resource.version_id)
 
     return await idempotent(request, caller, idempotency_key, write)
 

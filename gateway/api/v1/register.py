@@ -10,10 +10,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from gateway.api.deps import CallerDep
+from gateway.api.access import check_person
+from gateway.api.deps import CallerDep, repository
 from gateway.api.v1.bodies import RegisterStatusChange
-from gateway.api.v1.common import IdempotencyKey, act, list_answer, records
+from gateway.api.v1.common import IdempotencyKey, act, audit, list_answer, records
 from gateway.api.v1.crud import record_routes
+from gateway.api.v1.guard import refused_by_profile
+from gateway.api.v1.minimise import minimised, shows_field
 from mappings.keyworking import lifecycle
 from mappings.keyworking.records import RatingChange, RecordId, RegisterEntry
 
@@ -36,7 +39,11 @@ async def rate(
 @router.get("/register-entries/{entry_id}/ratings", response_model=dict[str, list[RatingChange]])
 async def rating_history(entry_id: RecordId, request: Request, caller: CallerDep) -> Response:
     """Every rating decision on the entry, oldest first."""
-    entry = await records(request).get(RegisterEntry, entry_id)
+    entry = await records(request, caller).get(RegisterEntry, entry_id)
+    await check_person(request, caller, repository(request), entry.person_id)
+    if minimised(caller, entry) is None or not shows_field(caller, RegisterEntry, "ratings"):
+        raise refused_by_profile(request, caller, entry.person_id, "register ratings")
+    audit(request, caller, "read", [entry])
     return list_answer(list(entry.ratings))
 
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from gateway.api.access import check_person
 from gateway.api.deps import CallerDep, repository
-from gateway.api.v1.common import JSON
+from gateway.api.v1.guard import list_shown
 from gateway.domain.gather import search
 from gateway.register import tasks as rule_tasks
 from gateway.register.outcomes import RuleTask
@@ -30,7 +30,8 @@ async def list_tasks(
     overdue: Annotated[bool, Query(description="Only open Tasks past their due date")] = False,
     open_only: Annotated[bool, Query(alias="open", description="Only Tasks still to do")] = False,
 ) -> Response:
-    """A young person's rule Tasks, soonest due first."""
+    """A young person's rule Tasks, soonest due first (as the caller's sharing profile allows)."""
+    await check_person(request, caller, repository(request), person_id, "search-type")
     today = datetime.now(UTC).date()
     found = []
     for task in await search(repository(request), "Task", [("subject", f"Patient/{person_id}")]):
@@ -44,5 +45,11 @@ async def list_tasks(
             continue
         found.append(record)
     found.sort(key=lambda t: (t.due, t.id))
-    body = {"items": [t.model_dump(mode="json") for t in found], "total": len(found)}
-    return Response(orjson.dumps(body), media_type=JSON)
+    request.app.state.audit.interaction(
+        caller,
+        "search-type",
+        references=tuple(f"Task/{t.id}" for t in found[:50]),
+        patients=(person_id,),
+        query=f"tasks?person_id={person_id}",
+    )
+    return list_shown(caller, found, exclude_none=False)
