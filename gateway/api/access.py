@@ -73,6 +73,16 @@ def shown_of_type(caller: Caller, res_type: str) -> Literal["all", "some", "none
     return "all" if recipient is sharing.Recipient.NHS_PROVIDER else "some"
 
 
+async def owned_subscription(request: Request, caller: Caller, subscription_id: str) -> bool:
+    """Whether the caller's organisation made this Subscription (only it reads, changes or deletes it)."""
+    if caller.development:
+        return True
+    from gateway.sync import subscriptions  # it applies these access rules to notifications: imported late
+
+    owner = await subscriptions.owner_organisation(request.app.state.engine, subscription_id)
+    return owner is not None and owner.upper() == caller.organisation.upper()
+
+
 @dataclass(frozen=True, slots=True)
 class Judgement:
     """What a caller may see of one stored version: ``shown`` (reduced to its sharing profile), or None and why
@@ -129,6 +139,14 @@ class Screen:
                 refusal="refused: an AuditEvent of another organisation",
                 message=f"organisation {caller.organisation} sees only the AuditEvents its own organisation took "
                 "part in (all of them only under a data sharing agreement with AuditEvent access)",
+            )
+        if basis.res_type == "Subscription":  # its channel may carry the receiver's credentials
+            if await owned_subscription(self.request, caller, basis.res_id):
+                return Judgement(stored)
+            return Judgement(
+                None,
+                refusal="refused: another organisation's Subscription",
+                message=f"organisation {caller.organisation} sees only the Subscriptions its own clients made",
             )
         person = person_of(basis)
         if person is None and not listing:

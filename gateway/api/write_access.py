@@ -23,7 +23,7 @@ from typing import Any
 
 from fastapi import Request
 
-from gateway.api.access import person_of, policy
+from gateway.api.access import owned_subscription, person_of, policy
 from gateway.auth import Caller
 from gateway.errors import Forbidden
 from gateway.store.indexing import patient_id_of
@@ -84,6 +84,7 @@ class WriteScreen:
         is remembered for the request, so a person created by the same Bundle stays a new person."""
         if not self.caller.development:
             self._refuse_trail_writes(interaction, references, changed, new)
+            await self._refuse_others_subscriptions(interaction, references, changed)
         exempt = not changed and bool(new) and all(is_register_entry(r) for r in new)
         return await self.authorise_people(
             interaction,
@@ -146,6 +147,23 @@ class WriteScreen:
             f"{' and '.join(sorted(str(t) for t in trail))} resources are the gateway's audit trail: clients may "
             "read them (as their access allows) but not write, change or delete them"
         )
+
+    async def _refuse_others_subscriptions(
+        self, interaction: str, references: tuple[str, ...], changed: Sequence[StoredResource]
+    ) -> None:
+        """A Subscription is changed or deleted only by the organisation that made it."""
+        for version in changed:
+            if version.res_type == "Subscription" and not await owned_subscription(
+                self.request, self.caller, version.res_id
+            ):
+                self.request.app.state.audit.interaction(
+                    self.caller,
+                    interaction,
+                    references=references,
+                    outcome="4",
+                    description="refused: another organisation's Subscription",
+                )
+                raise Forbidden(f"organisation {self.caller.organisation} did not make {version.reference}")
 
     async def _is_held(self, repo: FhirRepository, person: str) -> bool:
         held = self._held.get(person)

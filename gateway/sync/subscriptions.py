@@ -156,6 +156,20 @@ async def record_owner(engine: AsyncEngine, subscription_id: str, caller: Caller
         await conn.close()
 
 
+async def owner_organisation(engine: AsyncEngine, subscription_id: str) -> str | None:
+    """The organisation whose client created the Subscription (None: not recorded, e.g. made before owners were
+    kept, or by the development caller)."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(subscription_owner.c.organisation, subscription_owner.c.development).where(
+                    subscription_owner.c.subscription_id == subscription_id
+                )
+            )
+        ).first()
+    return None if row is None or row.development else str(row.organisation)
+
+
 # -- as destinations ------------------------------------------------------------------------------------------------
 
 

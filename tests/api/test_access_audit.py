@@ -5,6 +5,7 @@ a conditional update, a delete, a conditional delete), on both databases."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,7 +13,9 @@ import orjson
 import pytest
 from fastapi import FastAPI
 
+from gateway.app import create_app
 from gateway.audit.events import BREAK_GLASS, PURPOSE_SYSTEM
+from gateway.settings import Settings
 from tests.api.test_access_matrix import (
     COUNCIL,
     ICB,
@@ -203,3 +206,53 @@ async def test_no_client_writes_the_audit_trail(client: httpx.AsyncClient, app: 
     assert [e["outcomeDesc"] for e in await audit_events(app, ("outcome", "4"))].count(
         "refused: a client write to the audit trail"
     ) >= 2
+
+
+@pytest.fixture
+async def committed_client(fresh_db_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The app on a database of its own: a Subscription's owner is recorded on a connection of its own."""
+    made = create_app(Settings(home=tmp_path, database_url=fresh_db_url, auth="off"))  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=made), base_url="http://gateway.test") as c:
+        yield c
+    await made.state.engine.dispose()
+
+
+async def test_only_the_organisation_that_made_a_subscription_sees_or_changes_it(
+    committed_client: httpx.AsyncClient,
+) -> None:
+    """A Subscription's channel may carry the receiver's credentials: it is its maker's alone."""
+    client = committed_client
+    sid = "sub-ehr-ratings"
+    subscription = {
+        "resourceType": "Subscription",
+        "id": sid,
+        "status": "requested",
+        "reason": "tell the EHR about rating changes",
+        "criteria": "Flag?status=active",
+        "channel": {
+            "type": "rest-hook",
+            "endpoint": "https://ehr.example/hook",
+            "payload": "application/fhir+json",
+            "header": ["Authorization: Bearer receivers-secret"],
+        },
+    }
+    act_as(client, TRUST)
+    made = await client.put(f"/fhir/Subscription/{sid}", content=orjson.dumps(subscription), headers=JSON)
+    assert made.status_code == 201, made.text
+    assert (await client.get(f"/fhir/Subscription/{sid}")).json()["channel"]["header"] == subscription["channel"][
+        "header"
+    ]
+    act_as(client, COUNCIL)
+    read = await client.get(f"/fhir/Subscription/{sid}")
+    assert read.status_code == 403 and "receivers-secret" not in read.text
+    found = (await client.get("/fhir/Subscription", params={"_id": sid})).json()
+    assert found.get("entry", []) == [] and "receivers-secret" not in orjson.dumps(found).decode()
+    history = await client.get("/fhir/Subscription/_history")
+    assert "receivers-secret" not in history.text
+    assert (await client.delete(f"/fhir/Subscription/{sid}")).status_code == 403
+    changed = {**subscription, "channel": {**subscription["channel"], "endpoint": "https://attacker.example/"}}
+    assert (
+        await client.put(f"/fhir/Subscription/{sid}", content=orjson.dumps(changed), headers=JSON)
+    ).status_code == 403
+    act_as(client, TRUST)
+    assert (await client.get(f"/fhir/Subscription/{sid}")).json()["channel"]["endpoint"] == "https://ehr.example/hook"

@@ -305,3 +305,19 @@ async def test_a_race_on_a_resource_beside_the_main_one_is_written_again_naming_
     assert await current(racing, "Flag/dsr-race-rating") in targets(latest)
     assert (await racing.read("Flag", "dsr-race-rating")).version_id == 3  # created, raced, rated
     assert latest["meta"]["versionId"] == "1"
+
+
+async def test_a_recommendation_status_update_carries_provenance(
+    client: httpx.AsyncClient, repo: SqlFhirRepository
+) -> None:
+    await seed(client)
+    meeting = record("review-meeting")
+    assert (await client.put(f"{API}/reviews/{meeting['id']}", json=meeting)).status_code == 201
+    index = next(i for i, r in enumerate(meeting["recommendations"]) if "status" not in r)
+    rec_id = meeting["recommendations"][index].get("id") or f"{meeting['id']}-rec-{index + 1}"
+    act_as(client, TRUST)
+    updated = await client.patch(f"{API}/recommendations/{rec_id}", json={"status": "accepted"})
+    assert updated.status_code == 200, updated.text
+    [made] = await provenances(repo, f"Task/{rec_id}")
+    assert agent(made) == ("trust-ehr", "RX4") and activity(made) == "UPDATE"
+    assert targets(made) == {await current(repo, f"Task/{rec_id}")}

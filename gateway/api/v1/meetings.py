@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from gateway.api.access import Screen, check_person
 from gateway.api.deps import CallerDep, repository
+from gateway.api.provenance import write_with_provenance
 from gateway.api.v1.bodies import RecommendationUpdate
 from gateway.api.v1.common import IdempotencyKey, IfMatch, idempotent, parse_if_match
 from gateway.api.v1.crud import record_routes
@@ -136,7 +137,9 @@ async def update_recommendation(
         )
         patched = {**task, "status": updated.status.value, "meta": kept}
         try:
-            result = await repo.update("Task", recommendation_id, patched, if_match=version)
+            result = await write_with_provenance(
+                repo, caller, lambda tx: tx.update("Task", recommendation_id, patched, if_match=version)
+            )
         except PreconditionFailed:
             raise Conflict("the recommendation changed while this request was handled; read it and try again") from None
         assert result.resource is not None
