@@ -16,17 +16,19 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from sqlalchemy import select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.store.db import begin_write
-from gateway.store.models import outbox, sp_reference, sp_token
+from gateway.store.models import outbox, resource, sp_reference, sp_token
 from gateway.store.timeutil import now_us
 from gateway.sync import sharing
 from gateway.sync.destinations import Destination
 from gateway.sync.lists import id_in, text_in
 from gateway.sync.tables import delivery
+from mappings.keyworking.urls import RECIPIENT_TYPE
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +68,34 @@ def _insert_ignoring_duplicates(conn: AsyncConnection) -> object:
     return dialect_insert(delivery).on_conflict_do_nothing(index_elements=["destination", "outbox_id"])
 
 
-async def consent_withdrawn(conn: AsyncConnection, patient_ids: set[str]) -> set[str]:
-    """The people among these whose consent is withdrawn or refused and not given again (no active Consent)."""
+@dataclass(frozen=True, slots=True)
+class ConsentLimits:
+    """What the people's Consents say of sharing: whose consent is withdrawn or refused and not given again (no
+    active Consent: nothing is sent), and, from their active Consents, the kinds of recipient a provision denies."""
+
+    withdrawn: set[str] = field(default_factory=set)
+    denied: dict[str, set[str]] = field(default_factory=dict)
+
+    def reason(self, patient_id: str | None, recipient: str) -> str | None:
+        """Why a change about this person is withheld from this recipient, or None when it may go."""
+        if patient_id is None:
+            return None
+        if patient_id in self.withdrawn:
+            return "consent withdrawn: not sent"
+        if recipient in self.denied.get(patient_id, ()):
+            return f"consent denies sharing with {recipient}: not sent"
+        return None
+
+
+async def consent_limits(conn: AsyncConnection, patient_ids: set[str]) -> ConsentLimits:
+    """The :class:`ConsentLimits` of these people, from their Consents (one query)."""
     if not patient_ids:
-        return set()
+        return ConsentLimits()
     ref, tok = sp_reference.alias("ref"), sp_token.alias("tok")
     rows = (
         await conn.execute(
-            select(ref.c.target_id, tok.c.code)
-            .select_from(ref.join(tok, tok.c.res_pk == ref.c.res_pk))
+            select(ref.c.target_id, tok.c.code, resource.c.content)
+            .select_from(ref.join(tok, tok.c.res_pk == ref.c.res_pk).join(resource, resource.c.pk == ref.c.res_pk))
             .where(
                 ref.c.res_type == "Consent",
                 ref.c.param == "patient",
@@ -86,9 +107,29 @@ async def consent_withdrawn(conn: AsyncConnection, patient_ids: set[str]) -> set
         )
     ).all()
     statuses: dict[str, set[str]] = {}
-    for patient, code in rows:
+    limits = ConsentLimits()
+    for patient, code, content in rows:
         statuses.setdefault(str(patient), set()).add(str(code))
-    return {p for p, codes in statuses.items() if "active" not in codes}
+        if code == "active" and content is not None:
+            denied = sharing_denied(orjson.loads(content))
+            if denied:
+                limits.denied.setdefault(str(patient), set()).update(denied)
+    limits.withdrawn.update(p for p, codes in statuses.items() if "active" not in codes)
+    return limits
+
+
+def sharing_denied(consent: dict[str, Any]) -> set[str]:
+    """The kinds of recipient an active Consent's provisions deny (our RegisterConsent's nested rules)."""
+    root = consent.get("provision")
+    rules = root.get("provision", ()) if isinstance(root, dict) else ()
+    denied: set[str] = set()
+    for rule in rules if isinstance(rules, list) else ():
+        if isinstance(rule, dict) and rule.get("type") == "deny":
+            for actor in rule.get("actor", ()):
+                identifier = actor.get("reference", {}).get("identifier", {}) if isinstance(actor, dict) else {}
+                if identifier.get("system") == RECIPIENT_TYPE and isinstance(identifier.get("value"), str):
+                    denied.add(identifier["value"])
+    return denied
 
 
 async def relay_once(
@@ -120,7 +161,7 @@ async def relay_once(
             if not events:
                 return report
             now = now_us()
-            withheld = await consent_withdrawn(conn, {e.patient_id for e in events if e.patient_id})
+            limits = await consent_limits(conn, {e.patient_id for e in events if e.patient_id})
             matched = await matcher(events) if matcher is not None else {}
             rows: list[dict[str, object]] = []
             for event in events:
@@ -131,6 +172,7 @@ async def relay_once(
                     elif not sharing.allows(dest.recipient, event.res_type, dest.resource_types):
                         continue
                     lane = lane_of(event.patient_id, event.res_type, event.res_id, dest.lanes)
+                    withheld = limits.reason(event.patient_id, dest.recipient)
                     rows.append(
                         {
                             "destination": dest.name,
@@ -141,15 +183,15 @@ async def relay_once(
                             "version_id": event.version_id,
                             "method": event.method,
                             "patient_id": event.patient_id,
-                            "status": "withheld" if event.patient_id in withheld else "pending",
+                            "status": "withheld" if withheld else "pending",
                             "attempts": 0,
                             "next_attempt_at": now,
                             "created_at": now,
-                            "finished_at": now if event.patient_id in withheld else None,
-                            "last_error": "consent withdrawn: not sent" if event.patient_id in withheld else None,
+                            "finished_at": now if withheld else None,
+                            "last_error": withheld,
                         }
                     )
-                    if event.patient_id not in withheld:
+                    if withheld is None:
                         report.lanes.add((dest.name, lane))
             if rows:
                 await conn.execute(_insert_ignoring_duplicates(conn), rows)  # type: ignore[call-overload]

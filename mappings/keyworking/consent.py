@@ -24,7 +24,7 @@ from mappings.keyworking.elements import (
     ref,
 )
 from mappings.keyworking.errors import NotOurShape
-from mappings.keyworking.records import ConsentBasis, ConsentDecision, ConsentStatus
+from mappings.keyworking.records import ConsentBasis, ConsentDecision, ConsentStatus, SharingProvision
 from mappings.keyworking.terminology import ConsentCategory
 
 FHIR_STATUS: dict[ConsentStatus, str] = {
@@ -50,7 +50,43 @@ def to_fhir(consent: ConsentDecision, *, consent_id: str, person_id: str, catego
         "dateTime": fhir_datetime(consent.decided_at),
         "performer": [person_ref(consent.decided_by)],
         "policy": [{"uri": urls.MCA_BEST_INTERESTS_POLICY if best_interests else urls.DSR_CODE_OF_PRACTICE_POLICY}],
+        **({"provision": {"provision": [_provision(p) for p in consent.provisions]}} if consent.provisions else {}),
     }
+
+
+_RECIPIENT_ROLE = {"coding": [{"system": urls.PARTICIPATION_TYPE, "code": "IRCP", "display": "information recipient"}]}
+
+
+def _provision(provision: SharingProvision) -> Resource:
+    """A nested rule: permit or deny, its actors the kinds of recipient (as information recipients)."""
+    return {
+        "type": provision.choice.value,
+        "actor": [
+            {"role": _RECIPIENT_ROLE, "reference": {"identifier": {"system": urls.RECIPIENT_TYPE, "value": r.value}}}
+            for r in provision.recipients
+        ],
+    }
+
+
+def _provisions_from_fhir(consent: Resource) -> list[dict[str, Any]]:
+    root = consent.get("provision")
+    if root is None:
+        return []
+    if not isinstance(root, dict) or set(root) - {"provision"}:
+        raise NotOurShape("Consent.provision", "expected only nested provisions naming kinds of recipient")
+    out = []
+    for i, rule in enumerate(root.get("provision", ())):
+        path = f"Consent.provision.provision[{i}]"
+        if not isinstance(rule, dict) or rule.get("type") not in ("permit", "deny") or set(rule) - {"type", "actor"}:
+            raise NotOurShape(path, "expected a permit or deny rule with actors only")
+        recipients = []
+        for j, actor in enumerate(rule.get("actor", ())):
+            identifier = actor.get("reference", {}).get("identifier", {}) if isinstance(actor, dict) else {}
+            if identifier.get("system") != urls.RECIPIENT_TYPE:
+                raise NotOurShape(f"{path}.actor[{j}]", "expected a kind of recipient")
+            recipients.append(identifier.get("value"))
+        out.append({"choice": rule["type"], "recipients": recipients})
+    return out
 
 
 def category_of(consent: Resource) -> ConsentCategory | None:
@@ -77,4 +113,5 @@ def from_fhir(consent: Resource) -> dict[str, Any]:
         "status": status,
         "decided_by": read_person(performers[0], "Consent.performer[0]"),
         "decided_at": read_datetime(consent.get("dateTime"), "Consent.dateTime"),
+        "provisions": _provisions_from_fhir(consent),
     }

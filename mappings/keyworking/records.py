@@ -44,9 +44,11 @@ from mappings.keyworking.terminology import (
     DsrRating,
     KeyworkerChangeReason,
     KeyworkingPhase,
+    RecipientType,
     RegisterStatus,
     ReviewType,
     ServiceModel,
+    SharingChoice,
 )
 
 # -- building blocks ------------------------------------------------------------------------------------------------
@@ -325,16 +327,34 @@ class ConsentStatus(StrEnum):
     WITHDRAWN = "withdrawn"
 
 
+class SharingProvision(Record):
+    """One rule of a consent about sharing: the person's information may (permit) or may not (deny) go to these
+    kinds of recipient."""
+
+    choice: SharingChoice
+    recipients: tuple[RecipientType, ...] = Field(min_length=1)
+
+    @field_validator("recipients")
+    @classmethod
+    def _once_each(cls, value: tuple[RecipientType, ...]) -> tuple[RecipientType, ...]:
+        if len(set(value)) != len(value):
+            raise PydanticCustomError("duplicate", "names a recipient type more than once")
+        return value
+
+
 class ConsentDecision(Record):
     """Consent from the person (or someone with parental responsibility), or a recorded best-interests decision.
 
     ``decided_by`` is who consented, or for a best-interests decision who made it; ``decided_at`` is when.
+    ``provisions`` are its rules about sharing, in order (an information-sharing consent: e.g. permit the NHS and
+    the local authority, deny schools).
     """
 
     basis: ConsentBasis
     status: ConsentStatus
     decided_by: PersonRef
     decided_at: AwareDatetime
+    provisions: tuple[SharingProvision, ...] = ()
 
 
 # -- the Dynamic Support Register ------------------------------------------------------------------------------------

@@ -183,6 +183,23 @@ class ConsentCategory(StrEnum):
     CETR_INFORMATION_SHARING = "cetr-information-sharing"
 
 
+class RecipientType(StrEnum):
+    """The kinds of recipient an information-sharing consent names, as the sharing profiles know them."""
+
+    NHS_PROVIDER = "nhs-provider"
+    LOCAL_AUTHORITY = "local-authority"
+    SCHOOL = "school"
+    CHILDRENS_HOME = "childrens-home"
+    YOUTH_JUSTICE = "youth-justice"
+
+
+class SharingChoice(StrEnum):
+    """What a provision of a consent says of its recipients (FHIR Consent.provision.type)."""
+
+    PERMIT = "permit"
+    DENY = "deny"
+
+
 # -- the published tables ------------------------------------------------------------------------------------------
 
 _RATING_DEFINITIONS = {

@@ -115,6 +115,10 @@ CONDITION_CLINICAL: Final = "http://terminology.hl7.org/CodeSystem/condition-cli
 CONDITION_VERIFICATION: Final = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 CONDITION_CATEGORY: Final = "http://terminology.hl7.org/CodeSystem/condition-category"
 CONSENT_SCOPE: Final = "http://terminology.hl7.org/CodeSystem/consentscope"
+#: A kind of recipient named by a consent provision (``Consent.provision.actor.reference.identifier``).
+RECIPIENT_TYPE: Final = naming_system("recipient-type")
+#: v3 ParticipationType: the role of a consent provision's actors (IRCP, information recipient).
+PARTICIPATION_TYPE: Final = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 FLAG_CATEGORY: Final = "http://terminology.hl7.org/CodeSystem/flag-category"
 OBSERVATION_CATEGORY: Final = "http://terminology.hl7.org/CodeSystem/observation-category"
 

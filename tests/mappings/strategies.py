@@ -131,6 +131,21 @@ def consents(on_or_after: date) -> st.SearchStrategy[dict[str, Any]]:
             "status": st.sampled_from(["proposed", "given", "refused", "withdrawn"]),
             "decided_by": person_refs().map(lambda r: r.model_dump()),
             "decided_at": moments(on_or_after),
+            "provisions": st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "choice": st.sampled_from(["permit", "deny"]),
+                        "recipients": st.lists(
+                            st.sampled_from(["nhs-provider", "local-authority", "school", "childrens-home"])
+                            | st.just("youth-justice"),
+                            min_size=1,
+                            max_size=3,
+                            unique=True,
+                        ),
+                    }
+                ),
+                max_size=3,
+            ),
         }
     )
 

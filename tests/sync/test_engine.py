@@ -272,3 +272,37 @@ async def test_a_lane_lease_is_one_owners_until_it_lapses_or_is_released(sync_en
     assert await deliveries.claim_lane(sync_engine, "ehr", 3, "worker-b", 0)  # released: anyone may take it
     await asyncio.sleep(0.01)
     assert await deliveries.claim_lane(sync_engine, "ehr", 3, "worker-a", 60)  # a lapsed lease (0 s) is taken over
+
+
+async def test_a_consent_that_denies_a_kind_of_recipient_withholds_from_it_alone(
+    sync_engine: AsyncEngine, store: SqlFhirRepository
+) -> None:
+    from mappings.keyworking.consent import to_fhir as consent_to_fhir
+    from mappings.keyworking.records import ConsentDecision
+    from mappings.keyworking.terminology import ConsentCategory
+
+    decision = ConsentDecision.model_validate(
+        {
+            "basis": "consent",
+            "status": "given",
+            "decided_by": {"name": "Parent of the young person"},
+            "decided_at": "2026-11-02T10:00:00+00:00",
+            "provisions": [
+                {"choice": "permit", "recipients": ["nhs-provider"]},
+                {"choice": "deny", "recipients": ["local-authority", "school"]},
+            ],
+        }
+    )
+    body = consent_to_fhir(
+        decision, consent_id="p3-consent", person_id="p3", category=ConsentCategory.CETR_INFORMATION_SHARING
+    )
+    await store.update("Consent", "p3-consent", body)
+    await patient(store, "p3", "Shared")
+    trust, council = destination("trust"), destination("council", Recipient.LOCAL_AUTHORITY)
+    await relay_once(sync_engine, [trust, council])
+    rows = {(d.destination, d.resource): d for d in await deliveries.list_deliveries(sync_engine)}
+    assert rows[("trust", "Patient/p3")].status == "pending"
+    withheld = rows[("council", "Patient/p3")]
+    assert (
+        withheld.status == "withheld" and withheld.last_error == "consent denies sharing with local-authority: not sent"
+    )
