@@ -35,10 +35,11 @@ class Activity(StrEnum):
 
     CREATE = "CREATE"
     UPDATE = "UPDATE"
+    DELETE = "DELETE"
 
     @property
     def display(self) -> str:
-        return {"CREATE": "create", "UPDATE": "revise"}[self.value]
+        return {"CREATE": "create", "UPDATE": "revise", "DELETE": "delete"}[self.value]
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,45 +13,31 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from gateway.audit.events import CLIENT_SYSTEM, PURPOSE_SYSTEM, PURPOSES
 from gateway.auth import Caller
+from gateway.origins import client_origin
 from gateway.store.records import Outcome, WriteResult
 from gateway.store.repository import FhirRepository
 from gateway.store.timeutil import to_instant
-from mappings.identifiers import ODS_ORGANISATION_SYSTEM
+from mappings.provenance import Activity, Origin
+from mappings.provenance import provenance as build
 
-DATA_OPERATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
-#: What a write did → its v3 DataOperation (code, display); outcomes not listed wrote nothing.
-ACTIVITIES: dict[Outcome, tuple[str, str]] = {
-    Outcome.CREATED: ("CREATE", "create"),
-    Outcome.UPDATED: ("UPDATE", "revise"),
-    Outcome.DELETED: ("DELETE", "delete"),
+#: What a write did → its v3 DataOperation; outcomes not listed wrote nothing.
+ACTIVITIES: dict[Outcome, Activity] = {
+    Outcome.CREATED: Activity.CREATE,
+    Outcome.UPDATED: Activity.UPDATE,
+    Outcome.DELETED: Activity.DELETE,
 }
 
 
-def provenance(caller: Caller, target: str, recorded: str, activity: Outcome | None = None) -> dict[str, Any]:
-    code, display = PURPOSES.get(caller.purpose.upper(), ("TREAT", "treatment"))
-    resource: dict[str, Any] = {
-        "resourceType": "Provenance",
-        "target": [{"reference": target}],
-        "recorded": recorded,
-        "reason": [{"coding": [{"system": PURPOSE_SYSTEM, "code": code, "display": display}]}],
-        "agent": [
-            {
-                "who": {"identifier": {"system": CLIENT_SYSTEM, "value": caller.client_id}},
-                "onBehalfOf": {"identifier": {"system": ODS_ORGANISATION_SYSTEM, "value": caller.organisation}},
-            }
-        ],
-    }
-    if activity in ACTIVITIES:
-        op, op_display = ACTIVITIES[activity]
-        resource["activity"] = {"coding": [{"system": DATA_OPERATION_SYSTEM, "code": op, "display": op_display}]}
-    return resource
+def provenance(origin: Origin, target: str, recorded: str, activity: Activity, provenance_id: str) -> dict[str, Any]:
+    """The Provenance of one client write (the same builder as the domain API's and the connectors')."""
+    return build(provenance_id=provenance_id, targets=[target], recorded=recorded, activity=activity, origin=origin)
 
 
 def provenances(caller: Caller, results: Sequence[WriteResult]) -> list[tuple[dict[str, Any], str]]:
     """A Provenance (with a fresh id) for each result that wrote a version; none for the development caller."""
-    if caller.development:
+    origin = client_origin(caller)
+    if origin is None:
         return []
     made = []
     for result in results:
@@ -59,8 +45,8 @@ def provenances(caller: Caller, results: Sequence[WriteResult]) -> list[tuple[di
         if stored is None or result.outcome not in ACTIVITIES:
             continue
         target = f"{stored.reference}/_history/{stored.version_id}"
-        resource = provenance(caller, target, to_instant(stored.last_updated), result.outcome)
-        made.append((resource, str(uuid.uuid4())))
+        pid = str(uuid.uuid4())
+        made.append((provenance(origin, target, to_instant(stored.last_updated), ACTIVITIES[result.outcome], pid), pid))
     return made
 
 
