@@ -134,19 +134,14 @@ class WriteScreen:
         trail = {r.get("resourceType") for r in new} & {"AuditEvent"} | {
             v.res_type for v in changed if v.res_type in ("AuditEvent", "Provenance")
         }
-        if not trail:
-            return
-        self.request.app.state.audit.interaction(
-            self.caller,
-            interaction,
-            references=references,
-            outcome="4",
-            description="refused: a client write to the audit trail",
-        )
-        raise Forbidden(
-            f"{' and '.join(sorted(str(t) for t in trail))} resources are the gateway's audit trail: clients may "
-            "read them (as their access allows) but not write, change or delete them"
-        )
+        if trail:
+            raise self._refused(
+                interaction,
+                references,
+                "refused: a client write to the audit trail",
+                f"{' and '.join(sorted(str(t) for t in trail))} resources are the gateway's audit trail: clients "
+                "may read them (as their access allows) but not write, change or delete them",
+            )
 
     async def _refuse_others_subscriptions(
         self, interaction: str, references: tuple[str, ...], changed: Sequence[StoredResource]
@@ -156,14 +151,27 @@ class WriteScreen:
             if version.res_type == "Subscription" and not await owned_subscription(
                 self.request, self.caller, version.res_id
             ):
-                self.request.app.state.audit.interaction(
-                    self.caller,
+                raise self._refused(
                     interaction,
-                    references=references,
-                    outcome="4",
-                    description="refused: another organisation's Subscription",
+                    references,
+                    "refused: another organisation's Subscription",
+                    f"organisation {self.caller.organisation} did not make {version.reference}",
                 )
-                raise Forbidden(f"organisation {self.caller.organisation} did not make {version.reference}")
+
+    def _refused(
+        self,
+        interaction: str,
+        references: tuple[str, ...],
+        description: str,
+        message: str,
+        *,
+        patients: tuple[str, ...] = (),
+    ) -> Forbidden:
+        """Audit a refused write (outcome 4, naming the people it was about) and return the 403 to raise."""
+        self.request.app.state.audit.interaction(
+            self.caller, interaction, references=references, patients=patients, outcome="4", description=description
+        )
+        return Forbidden(message)
 
     async def _is_held(self, repo: FhirRepository, person: str) -> bool:
         held = self._held.get(person)
@@ -178,18 +186,14 @@ class WriteScreen:
         caller = replace(self.caller, break_glass=None)
         decision = await policy(self.request).decide(repo, caller, person)
         if not decision.allowed:
-            self.request.app.state.audit.interaction(
-                self.caller,
+            raise self._refused(
                 interaction,
-                references=references,
-                patients=(person,),
-                outcome="4",
-                description="refused: write without a legitimate relationship",
-            )
-            raise Forbidden(
+                references,
+                "refused: write without a legitimate relationship",
                 f"organisation {self.caller.organisation} has no legitimate relationship with the person this "
                 "write is about (not on their care team, not managing their register entry or case, no data "
-                "sharing agreement); break-glass does not allow writes"
+                "sharing agreement); break-glass does not allow writes",
+                patients=(person,),
             )
         self._allowed.add(person)
 

@@ -8,21 +8,17 @@ person's views are) goes only to NHS providers.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 
 from mappings.identifiers import NHS_NUMBER_SYSTEM
+from mappings.keyworking.terminology import RecipientType
 from mappings.keyworking.urls import LA_CHILD_ID_PREFIX, UPN
 
 ALWAYS = ("resourceType", "id", "meta")
 
 
-class Recipient(StrEnum):
-    NHS_PROVIDER = "nhs-provider"
-    LOCAL_AUTHORITY = "local-authority"
-    SCHOOL = "school"
-    CHILDRENS_HOME = "childrens-home"
-    YOUTH_JUSTICE = "youth-justice"
+#: The kinds of recipient: the domain's own list (a consent's provisions name them too).
+Recipient = RecipientType
 
 
 #: Per recipient: resource type → allowed top-level elements (None: all of them).
